@@ -55,7 +55,9 @@ pub struct Log {
     config: LogConfig,
     partitions: Vec<Partition>,
     recovered_bytes: u64,
-    flush_lock: Mutex<()>,
+    /// What the last completed `flush()` made durable, per partition; `None` until then.
+    /// Held for the whole of a flush, so flushes do not interleave.
+    flushed: Mutex<Vec<Option<DurablePoint>>>,
 }
 
 impl Log {
@@ -101,9 +103,9 @@ impl Log {
         Ok(Log {
             dir: dir.to_path_buf(),
             config,
+            flushed: Mutex::new(vec![None; partitions.len()]),
             partitions,
             recovered_bytes,
-            flush_lock: Mutex::new(()),
         })
     }
 
@@ -174,25 +176,36 @@ impl Log {
     /// With [`Fsync::Never`] it does nothing (appended data is already in the OS).
     ///
     /// Appends may continue concurrently; each partition's lock is held only to read its
-    /// current length.
+    /// current length. Partitions unchanged since the last flush are not synced again, and a
+    /// flush with nothing new writes nothing.
     pub fn flush(&self) -> Result<(), LogError> {
         if self.config.fsync == Fsync::Never {
             return Ok(());
         }
-        let _guard = self.flush_lock.lock();
+        let mut flushed = self.flushed.lock();
         let mut points = Vec::with_capacity(self.partitions.len());
-        for p in &self.partitions {
+        for (p, last) in self.partitions.iter().zip(flushed.iter()) {
             let sync = p.writer.lock().sync_point();
-            sync.file.sync_data().at(&sync.segment.path)?;
-            points.push(DurablePoint {
+            let point = DurablePoint {
                 segment: sync.segment.base,
                 bytes: sync.len,
-            });
+            };
+            if *last != Some(point) {
+                sync.file.sync_data().at(&sync.segment.path)?;
+            }
+            points.push(point);
+        }
+        if flushed.iter().zip(&points).all(|(a, b)| *a == Some(*b)) {
+            return Ok(());
         }
         write_json_atomic(
             &self.dir.join(RECOVERY_FILE),
-            &RecoveryPoints { partitions: points },
-        )
+            &RecoveryPoints {
+                partitions: points.clone(),
+            },
+        )?;
+        *flushed = points.into_iter().map(Some).collect();
+        Ok(())
     }
 
     /// Offset the next append to `partition` will get.

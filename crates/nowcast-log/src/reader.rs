@@ -52,7 +52,12 @@ impl LogReader {
         }
         let segment = shared.segment_for(from).ok_or_else(out_of_range)?;
         let (offset, pos) = segment.locate(from)?;
-        let frames = FrameReader::open(&segment.path, segment.base, pos, READ_CHUNK)?;
+        let frames = match FrameReader::open(&segment.path, segment.base, pos, READ_CHUNK) {
+            Ok(f) => f,
+            // Retention deleted the segment since it was looked up.
+            Err(_) if shared.start_offset() > from => return Err(out_of_range()),
+            Err(e) => return Err(e),
+        };
         let mut reader = LogReader {
             shared,
             segment,

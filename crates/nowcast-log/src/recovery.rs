@@ -3,7 +3,7 @@
 //! last successful `flush()` (`recovery.json`).
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ pub(crate) struct RecoveryPoints {
 }
 
 /// Bytes `[0, bytes)` of segment `segment` were fsynced by a completed `flush()`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DurablePoint {
     pub(crate) segment: u64,
@@ -75,14 +75,16 @@ pub(crate) fn open_partition(
     }
     let durable_bytes = match durable {
         Some(d) if d.segment == last_base => d.bytes,
-        Some(d) if d.segment > last_base => return Err(LogError::corrupt(
-            &last_path,
-            0,
-            format!(
+        Some(d) if d.segment > last_base => {
+            return Err(LogError::corrupt(
+                &last_path,
+                0,
+                format!(
                 "{RECOVERY_FILE} says segment {} was flushed, but the newest segment is this one",
                 segment_file_name(d.segment)
             ),
-        )),
+            ))
+        }
         _ => 0,
     };
     let tail = recover_tail(&last_path, last_base, durable_bytes, sync)?;
@@ -130,15 +132,15 @@ struct Tail {
 /// Anything invalid below `durable` bytes is an error instead.
 fn recover_tail(path: &Path, base: u64, durable: u64, sync: bool) -> Result<Tail, LogError> {
     let file_len = fs::metadata(path).at(path)?.len();
-    if file_len < HEADER_LEN as u64 {
+    if is_torn_header(path, base, file_len)? {
         if durable > 0 {
             return Err(LogError::corrupt(
                 path,
-                file_len,
-                format!("file is {file_len} bytes but {durable} bytes were flushed"),
+                0,
+                format!("segment header is missing or torn but {durable} bytes were flushed"),
             ));
         }
-        // Crashed between creating the file and writing its header.
+        // Crashed between creating the file and its header reaching the disk.
         let mut f = OpenOptions::new().write(true).open(path).at(path)?;
         f.set_len(0).at(path)?;
         f.write_all(&encode_header(base)).at(path)?;
@@ -196,4 +198,24 @@ fn recover_tail(path: &Path, base: u64, durable: u64, sync: bool) -> Result<Tail
         index,
         truncated: file_len - valid_len,
     })
+}
+
+/// Whether the segment header is shorter than [`HEADER_LEN`], or a prefix of the expected
+/// header followed only by zero bytes (a header that never fully reached the disk). Any other
+/// mismatch is left to the header check, which reports corruption.
+fn is_torn_header(path: &Path, base: u64, file_len: u64) -> Result<bool, LogError> {
+    if file_len < HEADER_LEN as u64 {
+        return Ok(true);
+    }
+    let mut header = [0u8; HEADER_LEN];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .at(path)?;
+    let expected = encode_header(base);
+    Ok(
+        match header.iter().zip(&expected).position(|(a, b)| a != b) {
+            None => false,
+            Some(first_diff) => header[first_diff..].iter().all(|&b| b == 0),
+        },
+    )
 }

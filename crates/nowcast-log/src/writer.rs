@@ -127,6 +127,9 @@ impl Writer {
         let records = std::mem::take(&mut self.buffered_records);
         let bytes = self.buf.len() as u64;
         self.buf.clear();
+        if self.buf.capacity() > 4 * WRITE_CHUNK {
+            self.buf.shrink_to(WRITE_CHUNK); // after a huge record
+        }
         if let Err(e) = written {
             self.pending_index.clear();
             let path = &self.active.path;

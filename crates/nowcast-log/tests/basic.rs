@@ -244,3 +244,18 @@ fn log_is_send_sync_and_reader_is_send() {
     send::<nowcast_log::LogReader>();
     send::<RecordBatch>();
 }
+
+#[test]
+fn flush_without_new_appends_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::with_partitions(2)).unwrap();
+    let recovery = dir.path().join("recovery.json");
+    append_n(&log, 0, 3).unwrap();
+    log.flush().unwrap();
+    std::fs::remove_file(&recovery).unwrap();
+    log.flush().unwrap();
+    assert!(!recovery.exists());
+    append_n(&log, 1, 1).unwrap();
+    log.flush().unwrap();
+    assert!(recovery.exists());
+}

@@ -238,6 +238,20 @@ fn torn_segment_header_after_a_roll_is_repaired() {
 }
 
 #[test]
+fn zeroed_header_of_an_unflushed_segment_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = never(1, 16 + 10 * 100 + 50);
+    append_fixed(&Log::open(dir.path(), config.clone()).unwrap(), 12);
+    let segs = segment_files(dir.path(), 0);
+    // The header and the two records of the new segment were lost (read back as zeros).
+    overwrite(&segs[1], 6, &[0u8; 16 + 200 - 6]);
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!((log.recovered_bytes(), log.end_offset(0)), (216, 10));
+    append_fixed(&log, 5);
+    check_fixed(&read_all(&mut log.reader(0, 0).unwrap()).unwrap(), 0);
+}
+
+#[test]
 fn wrong_segment_header_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
     append_fixed(&Log::open(dir.path(), never(1, 1 << 20)).unwrap(), 3);
