@@ -30,7 +30,8 @@ pub fn onnxruntime_library() -> Result<PathBuf, ModelError> {
     if let Some(value) = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()) {
         let path = PathBuf::from(value);
         return if path.is_file() {
-            Ok(path)
+            // Absolute, so `ort` does not resolve it against the executable's directory instead.
+            Ok(std::fs::canonicalize(&path).unwrap_or(path))
         } else {
             Err(ModelError::RuntimeEnvPath { path })
         };
