@@ -1,0 +1,388 @@
+//! JSON event decoding: one pass over the record, picking only the fields the pipeline needs
+//! (entity key, event time, event id, feature inputs, filter fields, request-time fields) and
+//! skipping the rest without allocating.
+//!
+//! Only top-level fields are read. A record is refused (dead-lettered) with a precise reason
+//! when it is not a JSON object, lacks its key or time, has an absurd time, or holds a
+//! non-number where a number is aggregated. A field that is absent or `null` simply does not
+//! feed the features that read it.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use nowcast_core::{parse_event_time, Millis, RejectReason};
+use nowcast_spec::{FilterOp, InputKind, PipelineSpec, Scalar};
+use nowcast_window::Input;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserializer;
+
+/// A refused record: the reason and what exactly was wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    /// Machine-readable reason.
+    pub reason: RejectReason,
+    /// Readable detail.
+    pub detail: String,
+}
+
+impl DecodeError {
+    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
+        DecodeError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A field value as read from JSON.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Absent,
+    Null,
+    Bool(bool),
+    Num(f64),
+    /// An integer that fits i64 exactly (keys, epoch-millisecond times).
+    Int(i64),
+    Str(Cow<'a, str>),
+    /// An object or array.
+    Composite,
+}
+
+impl Val<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Val::Absent => "absent".into(),
+            Val::Null => "null".into(),
+            Val::Bool(b) => b.to_string(),
+            Val::Num(n) => n.to_string(),
+            Val::Int(n) => n.to_string(),
+            Val::Str(s) => format!("{s:?}"),
+            Val::Composite => "an object or array".into(),
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Val::Num(n) => Some(*n),
+            Val::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, s: &Scalar) -> bool {
+        match (self, s) {
+            (Val::Str(a), Scalar::Str(b)) => a == b,
+            (Val::Bool(a), Scalar::Bool(b)) => a == b,
+            (v, Scalar::Num(b)) => v.number() == Some(*b),
+            _ => false,
+        }
+    }
+}
+
+/// Where a feature's input comes from, resolved to field slots.
+#[derive(Debug, Clone)]
+struct FeatureSlot {
+    field: Option<usize>,
+    kind: InputKind,
+    filter: Option<(usize, FilterOp)>,
+}
+
+/// Decodes one source's JSON records.
+#[derive(Debug, Clone)]
+pub struct JsonDecoder {
+    fields: HashMap<String, usize>,
+    names: Vec<String>,
+    key: usize,
+    time: usize,
+    id: Option<usize>,
+    features: Vec<FeatureSlot>,
+    request: Vec<usize>,
+    max_future: Millis,
+}
+
+/// The decoded parts of one event, in buffers reused between records.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Entity key.
+    pub key: String,
+    /// Event time.
+    pub time: Millis,
+    /// Event id, when the source has an id field and the record carries it.
+    pub id: Option<String>,
+    /// One input per feature of the source, in the engine's order for the source.
+    pub inputs: Vec<Input>,
+    /// Request-time field values, in `model.request_fields` order (None when absent).
+    pub request: Vec<Option<f64>>,
+}
+
+impl JsonDecoder {
+    /// Builds the decoder for source `source` of `spec`.
+    pub fn new(spec: &PipelineSpec, source: usize) -> JsonDecoder {
+        let src = &spec.sources[source];
+        let mut fields = HashMap::new();
+        let mut names = Vec::new();
+        let mut slot = |name: &str| -> usize {
+            *fields.entry(name.to_string()).or_insert_with(|| {
+                names.push(name.to_string());
+                names.len() - 1
+            })
+        };
+        let key = slot(&src.key_field);
+        let time = slot(&src.time_field);
+        let id = src.id_field.as_deref().map(&mut slot);
+        let features = spec
+            .feature_inputs
+            .iter()
+            .filter(|f| f.source == source)
+            .map(|f| FeatureSlot {
+                field: f.field.as_deref().map(&mut slot),
+                kind: f.kind,
+                filter: f
+                    .filter
+                    .as_ref()
+                    .map(|flt| (slot(&flt.field), flt.op.clone())),
+            })
+            .collect();
+        let request = spec.model.request_fields.iter().map(|f| slot(f)).collect();
+        JsonDecoder {
+            fields,
+            names,
+            key,
+            time,
+            id,
+            features,
+            request,
+            max_future: src.max_future,
+        }
+    }
+
+    /// Decodes `bytes` into `out`. `now` is the wall clock, for the far-future check.
+    pub fn decode(&self, bytes: &[u8], now: Millis, out: &mut Decoded) -> Result<(), DecodeError> {
+        let mut vals: Vec<Val<'_>> = vec![Val::Absent; self.names.len()];
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        de.deserialize_map(RecordVisitor {
+            fields: &self.fields,
+            vals: &mut vals,
+        })
+        .and_then(|()| de.end())
+        .map_err(|e| {
+            DecodeError::new(RejectReason::Malformed, format!("not a JSON object: {e}"))
+        })?;
+
+        out.key.clear();
+        match &vals[self.key] {
+            Val::Str(s) if !s.is_empty() => out.key.push_str(s),
+            Val::Int(i) => {
+                use std::fmt::Write;
+                let _ = write!(out.key, "{i}");
+            }
+            Val::Absent | Val::Null | Val::Str(_) => {
+                return Err(DecodeError::new(
+                    RejectReason::MissingKey,
+                    format!(
+                        "entity key field `{}` is missing or empty",
+                        self.names[self.key]
+                    ),
+                ))
+            }
+            other => {
+                return Err(DecodeError::new(
+                    RejectReason::MissingKey,
+                    format!(
+                        "entity key field `{}` is {}, not a string or integer",
+                        self.names[self.key],
+                        other.describe()
+                    ),
+                ))
+            }
+        }
+        let tname = &self.names[self.time];
+        out.time = match &vals[self.time] {
+            Val::Absent | Val::Null => {
+                return Err(DecodeError::new(
+                    RejectReason::MissingTime,
+                    format!("event-time field `{tname}` is missing"),
+                ))
+            }
+            Val::Int(ms) => *ms,
+            Val::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => *n as i64,
+            Val::Str(s) => parse_event_time(s).map_err(|e| {
+                DecodeError::new(RejectReason::BadTime, format!("field `{tname}`: {e}"))
+            })?,
+            other => {
+                return Err(DecodeError::new(
+                    RejectReason::BadTime,
+                    format!(
+                        "field `{tname}` is {}; use RFC 3339 text or integer epoch milliseconds",
+                        other.describe()
+                    ),
+                ))
+            }
+        };
+        if out.time < 0 {
+            return Err(DecodeError::new(
+                RejectReason::AbsurdTime,
+                format!("event time {} is before 1970", out.time),
+            ));
+        }
+        if out.time > now.saturating_add(self.max_future) {
+            return Err(DecodeError::new(
+                RejectReason::AbsurdTime,
+                format!(
+                    "event time {} is further ahead of the clock than max_future ({} ms)",
+                    out.time, self.max_future
+                ),
+            ));
+        }
+        out.id = match self.id.map(|i| &vals[i]) {
+            Some(Val::Str(s)) => Some(s.to_string()),
+            Some(Val::Int(i)) => Some(i.to_string()),
+            _ => None,
+        };
+        out.inputs.clear();
+        for f in &self.features {
+            let passes = match &f.filter {
+                None => true,
+                Some((slot, op)) => {
+                    let v = &vals[*slot];
+                    match op {
+                        FilterOp::Equals(s) => v.matches(s),
+                        FilterOp::NotEquals(s) => {
+                            !matches!(v, Val::Absent | Val::Null) && !v.matches(s)
+                        }
+                        FilterOp::In(items) => items.iter().any(|s| v.matches(s)),
+                    }
+                }
+            };
+            let input = if !passes {
+                Input::Skip
+            } else {
+                match (f.kind, f.field.map(|s| &vals[s])) {
+                    (InputKind::Presence, _) => Input::Num(1.0),
+                    (_, None | Some(Val::Absent | Val::Null)) => Input::Skip,
+                    (InputKind::Number, Some(v)) => match v.number() {
+                        Some(n) if n.is_finite() => Input::Num(n),
+                        _ => return Err(self.not_numeric(f.field.unwrap(), v)),
+                    },
+                    (InputKind::Hash, Some(v)) => Input::Hash(hash_val(v)),
+                }
+            };
+            out.inputs.push(input);
+        }
+        out.request.clear();
+        for &slot in &self.request {
+            let v = &vals[slot];
+            out.request.push(match v {
+                Val::Absent | Val::Null => None,
+                v => match v.number() {
+                    Some(n) if n.is_finite() => Some(n),
+                    _ => return Err(self.not_numeric(slot, v)),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn not_numeric(&self, slot: usize, v: &Val<'_>) -> DecodeError {
+        DecodeError::new(
+            RejectReason::NotNumeric,
+            format!(
+                "field `{}` is {}, not a number",
+                self.names[slot],
+                v.describe()
+            ),
+        )
+    }
+}
+
+/// Stable 64-bit hash of a value for distinct counting: text by its UTF-8 bytes, numbers by
+/// their decimal text when integral (so `42` and `"42"` count as one), booleans as text.
+fn hash_val(v: &Val<'_>) -> u64 {
+    use xxhash_rust::xxh3::xxh3_64;
+    match v {
+        Val::Str(s) => xxh3_64(s.as_bytes()),
+        Val::Int(i) => xxh3_64(i.to_string().as_bytes()),
+        Val::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            xxh3_64((*n as i64).to_string().as_bytes())
+        }
+        Val::Num(n) => xxh3_64(&n.to_bits().to_le_bytes()),
+        Val::Bool(b) => xxh3_64(if *b { b"true" } else { b"false" }),
+        Val::Absent | Val::Null | Val::Composite => 0,
+    }
+}
+
+struct RecordVisitor<'v, 'a> {
+    fields: &'v HashMap<String, usize>,
+    vals: &'v mut Vec<Val<'a>>,
+}
+
+impl<'de, 'v> Visitor<'de> for RecordVisitor<'v, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.fields.get(key.as_ref()) {
+                Some(&slot) => self.vals[slot] = map.next_value_seed(ValSeed)?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ValSeed;
+
+impl<'de> DeserializeSeed<'de> for ValSeed {
+    type Value = Val<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
+        d.deserialize_any(ValVisitor)
+    }
+}
+
+struct ValVisitor;
+
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Val<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Val<'de>, E> {
+        Ok(Val::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Val<'de>, E> {
+        Ok(Val::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Val<'de>, E> {
+        Ok(Val::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Val<'de>, E> {
+        Ok(i64::try_from(v).map(Val::Int).unwrap_or(Val::Num(v as f64)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Val<'de>, E> {
+        Ok(Val::Num(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Val<'de>, E> {
+        Ok(Val::Str(Cow::Owned(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Val::Composite)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Val::Composite)
+    }
+}

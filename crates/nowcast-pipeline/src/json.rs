@@ -1,0 +1,188 @@
+//! JSON-lines writers for the outputs, writing straight into a reused buffer.
+
+use nowcast_core::{FeatureValue, RejectReason};
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
+
+fn push_f64(out: &mut Vec<u8>, v: f64) {
+    // serde_json writes non-finite floats as `null`.
+    serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
+}
+
+fn push_i64(out: &mut Vec<u8>, v: i64) {
+    use std::io::Write;
+    let _ = write!(out, "{v}");
+}
+
+fn push_value(out: &mut Vec<u8>, v: &FeatureValue) {
+    match v {
+        FeatureValue::Null => out.extend_from_slice(b"null"),
+        FeatureValue::Num(x) => push_f64(out, *x),
+        FeatureValue::List(items) => {
+            out.push(b'[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_f64(out, *x);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// The original record as JSON text: embedded as-is when it is valid JSON, else as a string
+/// (lossy UTF-8).
+fn push_original(out: &mut Vec<u8>, original: &[u8]) {
+    match std::str::from_utf8(original) {
+        Ok(text) => push_str(out, text),
+        Err(_) => push_str(out, &String::from_utf8_lossy(original)),
+    }
+}
+
+/// Writers for each output kind.
+pub struct JsonLine;
+
+impl JsonLine {
+    /// A dead letter: source, partition, offset, reason, detail, original (as a string).
+    pub fn dead_letter(
+        out: &mut Vec<u8>,
+        source: &str,
+        partition: u32,
+        offset: u64,
+        reason: RejectReason,
+        detail: &str,
+        original: &[u8],
+    ) {
+        out.extend_from_slice(b"{\"source\":");
+        push_str(out, source);
+        out.extend_from_slice(b",\"partition\":");
+        push_i64(out, partition as i64);
+        out.extend_from_slice(b",\"offset\":");
+        push_i64(out, offset as i64);
+        out.extend_from_slice(b",\"reason\":");
+        push_str(out, reason.as_str());
+        out.extend_from_slice(b",\"detail\":");
+        push_str(out, detail);
+        out.extend_from_slice(b",\"original\":");
+        push_original(out, original);
+        out.push(b'}');
+    }
+
+    /// A late event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn late(
+        out: &mut Vec<u8>,
+        source: &str,
+        entity: &str,
+        id: Option<&str>,
+        time: i64,
+        watermark: i64,
+        newest: i64,
+        lateness: i64,
+        original: &[u8],
+    ) {
+        out.extend_from_slice(b"{\"source\":");
+        push_str(out, source);
+        out.extend_from_slice(b",\"entity\":");
+        push_str(out, entity);
+        out.extend_from_slice(b",\"event_id\":");
+        match id {
+            Some(id) => push_str(out, id),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"event_time\":");
+        push_i64(out, time);
+        out.extend_from_slice(b",\"watermark\":");
+        push_i64(out, watermark);
+        out.extend_from_slice(b",\"reason\":");
+        push_str(
+            out,
+            &format!("event time is {} ms behind the entity's newest event ({newest}); allowed lateness is {lateness} ms", newest - time),
+        );
+        out.extend_from_slice(b",\"original\":");
+        push_original(out, original);
+        out.push(b'}');
+    }
+
+    /// An emitted feature vector (every feature, by name).
+    pub fn features(
+        out: &mut Vec<u8>,
+        event_id: &str,
+        entity: &str,
+        time: i64,
+        names: &[String],
+        values: &[FeatureValue],
+    ) {
+        out.extend_from_slice(b"{\"event_id\":");
+        push_str(out, event_id);
+        out.extend_from_slice(b",\"entity\":");
+        push_str(out, entity);
+        out.extend_from_slice(b",\"event_time\":");
+        push_i64(out, time);
+        out.extend_from_slice(b",\"features\":{");
+        for (i, (n, v)) in names.iter().zip(values).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, n);
+            out.push(b':');
+            push_value(out, v);
+        }
+        out.extend_from_slice(b"}}");
+    }
+}
+
+/// A prediction record.
+pub struct PredictionLine<'a> {
+    /// Event id.
+    pub event_id: &'a str,
+    /// Entity.
+    pub entity: &'a str,
+    /// Score.
+    pub score: f64,
+    /// Model name.
+    pub model: &'a str,
+    /// Model version.
+    pub model_version: &'a str,
+    /// Model input names.
+    pub names: &'a [String],
+    /// Model input values as fed to the model.
+    pub values: &'a [f32],
+    /// Event time.
+    pub event_time: i64,
+    /// Emit time.
+    pub emit_time: i64,
+}
+
+impl PredictionLine<'_> {
+    /// Writes the record as one JSON object.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"event_id\":");
+        push_str(out, self.event_id);
+        out.extend_from_slice(b",\"entity\":");
+        push_str(out, self.entity);
+        out.extend_from_slice(b",\"score\":");
+        push_f64(out, self.score);
+        out.extend_from_slice(b",\"model\":");
+        push_str(out, self.model);
+        out.extend_from_slice(b",\"model_version\":");
+        push_str(out, self.model_version);
+        out.extend_from_slice(b",\"features\":{");
+        for (i, (n, v)) in self.names.iter().zip(self.values).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_str(out, n);
+            out.push(b':');
+            push_f64(out, *v as f64);
+        }
+        out.extend_from_slice(b"},\"event_time\":");
+        push_i64(out, self.event_time);
+        out.extend_from_slice(b",\"emit_time\":");
+        push_i64(out, self.emit_time);
+        out.push(b'}');
+    }
+}

@@ -1,0 +1,139 @@
+//! Output files of one partition: predictions, dead letters, late events and (optionally)
+//! feature vectors, as JSON lines.
+//!
+//! Files are append-only. A checkpoint records their lengths after syncing them; on restart
+//! each file is truncated back to its checkpointed length and the partition replays from the
+//! checkpointed input offsets, so every input event produces its outputs exactly once even
+//! after a crash (`kill -9`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::PipelineError;
+
+/// The kinds of output, in checkpoint order.
+pub const KINDS: [&str; 4] = ["predictions", "dead_letters", "late", "features"];
+
+/// One append-only JSON-lines file.
+#[derive(Debug)]
+pub struct OutFile {
+    path: PathBuf,
+    writer: BufWriter<File>,
+    len: u64,
+}
+
+impl OutFile {
+    /// Opens `path`, truncating it to `len` bytes (creating it when absent and `len` is 0).
+    pub fn open(path: PathBuf, len: u64) -> Result<OutFile, PipelineError> {
+        let io = |e| PipelineError::io(&path, e);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let actual = file.metadata().map_err(io)?.len();
+        if actual < len {
+            return Err(PipelineError::Corrupt(format!(
+                "{} is {actual} bytes but the checkpoint recorded {len}; the output was removed or truncated behind nowcast's back",
+                path.display()
+            )));
+        }
+        file.set_len(len).map_err(io)?;
+        let mut writer = BufWriter::with_capacity(256 * 1024, file);
+        use std::io::Seek;
+        writer.seek(std::io::SeekFrom::Start(len)).map_err(io)?;
+        Ok(OutFile { path, writer, len })
+    }
+
+    /// Appends one line (`line` without its newline).
+    pub fn line(&mut self, line: &[u8]) -> Result<(), PipelineError> {
+        self.writer
+            .write_all(line)
+            .and_then(|()| self.writer.write_all(b"\n"))
+            .map_err(|e| PipelineError::io(&self.path, e))?;
+        self.len += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs; returns the durable length.
+    pub fn sync(&mut self) -> Result<u64, PipelineError> {
+        self.writer
+            .flush()
+            .map_err(|e| PipelineError::io(&self.path, e))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(|e| PipelineError::io(&self.path, e))?;
+        Ok(self.len)
+    }
+
+    /// Flushes to the OS without fsync (so readers see complete lines promptly).
+    pub fn flush(&mut self) -> Result<(), PipelineError> {
+        self.writer
+            .flush()
+            .map_err(|e| PipelineError::io(&self.path, e))
+    }
+}
+
+/// The output files of one partition.
+#[derive(Debug)]
+pub struct PartitionOutputs {
+    /// One file per kind, in [`KINDS`] order; `features` only when enabled.
+    pub files: Vec<Option<OutFile>>,
+}
+
+impl PartitionOutputs {
+    /// Opens the partition's files under `dir/<kind>/p-NNNN.jsonl`, truncated to `lens`.
+    pub fn open(
+        dir: &Path,
+        partition: u32,
+        lens: [u64; 4],
+        features: bool,
+    ) -> Result<PartitionOutputs, PipelineError> {
+        let mut files = Vec::new();
+        for (i, kind) in KINDS.iter().enumerate() {
+            if i == 3 && !features {
+                files.push(None);
+                continue;
+            }
+            files.push(Some(OutFile::open(
+                dir.join(kind).join(format!("p-{partition:04}.jsonl")),
+                lens[i],
+            )?));
+        }
+        Ok(PartitionOutputs { files })
+    }
+
+    /// Writes a line to the file of kind index `kind`.
+    pub fn line(&mut self, kind: usize, line: &[u8]) -> Result<(), PipelineError> {
+        match &mut self.files[kind] {
+            Some(f) => f.line(line),
+            None => Ok(()),
+        }
+    }
+
+    /// Syncs every file; returns their durable lengths.
+    pub fn sync(&mut self) -> Result<[u64; 4], PipelineError> {
+        let mut lens = [0; 4];
+        for (i, f) in self.files.iter_mut().enumerate() {
+            if let Some(f) = f {
+                lens[i] = f.sync()?;
+            }
+        }
+        Ok(lens)
+    }
+
+    /// Flushes every file to the OS.
+    pub fn flush(&mut self) -> Result<(), PipelineError> {
+        for f in self.files.iter_mut().flatten() {
+            f.flush()?;
+        }
+        Ok(())
+    }
+}

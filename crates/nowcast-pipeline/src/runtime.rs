@@ -1,0 +1,582 @@
+//! Wiring: opens the embedded logs, restores each partition from its checkpoint, loads the
+//! model, starts the workers, and answers serving calls from the live state.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use nowcast_core::{partition_for_key, FeatureValue, Millis, RejectReason};
+use nowcast_log::{Log, LogConfig};
+use nowcast_model::{ModelHandle, ModelKind, ModelSpec};
+use nowcast_serve::{
+    BackendError, EntityFeatures, FeatureEntry, IngestLineError, IngestOutcome, PredictOutput,
+};
+use nowcast_spec::{ModelKindDef, PipelineSpec};
+use nowcast_window::{Aggregation, Engine};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::decode::{Decoded, JsonDecoder};
+use crate::outputs::PartitionOutputs;
+use crate::plan::InputPlan;
+use crate::stats::Stats;
+use crate::worker::{self, PartitionTask};
+use crate::{checkpoint, now_ms, PipelineError};
+
+/// `(key, value, timestamp)` as appended to the log.
+type LogRecord<'a> = (&'a [u8], &'a [u8], i64);
+
+/// How to run a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the spec's data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Where outputs go (default `<data_dir>/out`).
+    pub out_dir: Option<PathBuf>,
+    /// Also write every emitted feature vector.
+    pub write_features: bool,
+    /// Delete the data directory first (start from nothing).
+    pub fresh: bool,
+    /// Abort the process after this many records (fault-injection for crash tests).
+    pub fault_abort_after: Option<u64>,
+    /// Only append to the input logs (`nowcast ingest`): start no workers.
+    pub ingest_only: bool,
+}
+
+/// State shared by workers and serving.
+pub struct Shared {
+    /// The validated spec.
+    pub spec: PipelineSpec,
+    /// Input log per source.
+    pub logs: Vec<Arc<Log>>,
+    /// Window engine per partition.
+    pub shards: Vec<Arc<RwLock<Engine>>>,
+    /// Decoder per source.
+    pub decoders: Vec<JsonDecoder>,
+    /// The model.
+    pub model: ModelHandle,
+    /// Model input layout.
+    pub plan: InputPlan,
+    /// Feature names in spec order.
+    pub feature_names: Vec<String>,
+    /// Counters and latencies.
+    pub stats: Arc<Stats>,
+    /// Stop after the current batch.
+    pub stop: AtomicBool,
+    /// Stop once every partition is caught up.
+    pub drain: AtomicBool,
+    /// Checkpoints live here.
+    pub state_dir: PathBuf,
+    /// Write feature vectors.
+    pub write_features: bool,
+    /// Fault injection.
+    pub fault_abort_after: Option<u64>,
+    /// Records processed by all workers (for fault injection).
+    pub global_processed: AtomicU64,
+}
+
+/// A running pipeline.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<Result<(), PipelineError>>>,
+    started: Instant,
+    /// Output directory.
+    pub out_dir: PathBuf,
+}
+
+/// The final (or current) report of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Records read from the input logs.
+    pub events_in: u64,
+    /// Events applied to state.
+    pub events_applied: u64,
+    /// Predictions emitted.
+    pub predictions_out: u64,
+    /// Late events.
+    pub late: u64,
+    /// Rejected records.
+    pub rejected: u64,
+    /// Rejected records by reason.
+    pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Seconds since start.
+    pub elapsed_s: f64,
+    /// events_in / elapsed_s.
+    pub throughput_eps: f64,
+    /// Event time → prediction, milliseconds.
+    pub p50_ms: f64,
+    /// P99 event time → prediction.
+    pub p99_ms: f64,
+    /// P99.9 event time → prediction.
+    pub p999_ms: f64,
+    /// P99 append → prediction.
+    pub ingest_to_prediction_p99_ms: f64,
+    /// P99 freshness (now − newest applied event time after each batch).
+    pub freshness_p99_ms: f64,
+    /// Entities in state.
+    pub state_entities: u64,
+    /// Estimated heap bytes of state.
+    pub state_bytes: u64,
+    /// state_bytes / state_entities.
+    pub bytes_per_entity: f64,
+    /// Model name.
+    pub model: String,
+    /// Model version at the end.
+    pub model_version: String,
+}
+
+fn model_spec(spec: &PipelineSpec) -> ModelSpec {
+    let kind = match &spec.model.kind {
+        ModelKindDef::Onnx { path } => ModelKind::Onnx { path: path.clone() },
+        ModelKindDef::Linear {
+            weights,
+            intercept,
+            logistic,
+        } => ModelKind::Linear {
+            weights: weights.clone(),
+            intercept: *intercept,
+            logistic: *logistic,
+        },
+    };
+    ModelSpec {
+        name: spec.model.name.clone(),
+        kind,
+        n_inputs: spec.model.inputs.len(),
+    }
+}
+
+impl Runtime {
+    /// Opens everything, restores partitions from their checkpoints and starts the workers.
+    pub fn start(spec: PipelineSpec, opts: RunOptions) -> Result<Runtime, PipelineError> {
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| spec.data_dir.clone());
+        if opts.fresh && data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir).map_err(|e| PipelineError::io(&data_dir, e))?;
+        }
+        let out_dir = opts.out_dir.clone().unwrap_or_else(|| data_dir.join("out"));
+        let state_dir = data_dir.join("state");
+        let mut logs = Vec::new();
+        for src in &spec.sources {
+            let cfg = LogConfig {
+                partitions: spec.partitions,
+                ..LogConfig::with_partitions(spec.partitions)
+            };
+            logs.push(Arc::new(Log::open(
+                &data_dir.join("log").join(&src.name),
+                cfg,
+            )?));
+        }
+        let model =
+            ModelHandle::new(model_spec(&spec)).map_err(|e| PipelineError::Model(e.to_string()))?;
+        let mut shards = Vec::new();
+        let mut tasks = Vec::new();
+        let write_features = opts.write_features || spec.write_features;
+        for p in 0..spec.partitions {
+            let restored =
+                checkpoint::read(&state_dir, p, spec.sources.len(), spec.engine.clone())?;
+            let (pos, engine) = match restored {
+                Some(r) => r,
+                None => {
+                    let engine = Engine::new(spec.engine.clone())
+                        .map_err(|e| PipelineError::State(e.to_string()))?;
+                    let pos = checkpoint::Position {
+                        offsets: vec![0; spec.sources.len()],
+                        output_lens: [0; 4],
+                        processed: 0,
+                        stream_time: i64::MIN,
+                    };
+                    (pos, engine)
+                }
+            };
+            let readers = logs
+                .iter()
+                .zip(&pos.offsets)
+                .map(|(log, off)| log.reader(p, *off))
+                .collect::<Result<Vec<_>, _>>()?;
+            let outputs = PartitionOutputs::open(&out_dir, p, pos.output_lens, write_features)?;
+            shards.push(Arc::new(RwLock::new(engine)));
+            tasks.push(PartitionTask {
+                partition: p,
+                readers,
+                outputs,
+                pos,
+            });
+        }
+        let shared = Arc::new(Shared {
+            decoders: (0..spec.sources.len())
+                .map(|i| JsonDecoder::new(&spec, i))
+                .collect(),
+            plan: InputPlan::new(&spec),
+            feature_names: spec
+                .engine
+                .features
+                .iter()
+                .map(|f| f.name.clone())
+                .collect(),
+            stats: Arc::new(Stats::new(spec.sources.len())),
+            logs,
+            shards,
+            model,
+            stop: AtomicBool::new(false),
+            drain: AtomicBool::new(false),
+            state_dir,
+            write_features,
+            fault_abort_after: opts.fault_abort_after,
+            global_processed: AtomicU64::new(0),
+            spec,
+        });
+        shared.model.spawn_watcher(std::time::Duration::from_millis(
+            shared.spec.model.reload_interval as u64,
+        ));
+        if opts.ingest_only {
+            tasks.clear();
+        }
+        let n_workers = shared.spec.workers.max(1).min(tasks.len());
+        let mut per_worker: Vec<Vec<PartitionTask>> = (0..n_workers).map(|_| Vec::new()).collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            per_worker[i % n_workers].push(t);
+        }
+        let workers = per_worker
+            .into_iter()
+            .enumerate()
+            .map(|(i, tasks)| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("nowcast-worker-{i}"))
+                    .spawn(move || worker::run(shared, tasks))
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        Ok(Runtime {
+            shared,
+            workers,
+            started: Instant::now(),
+            out_dir,
+        })
+    }
+
+    /// The shared state (for serving and reporting).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A serving backend over this runtime.
+    pub fn backend(&self) -> Arc<Backend> {
+        Arc::new(Backend {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Appends one record for `source` keyed by `key` (the generator's fast path).
+    pub fn append(&self, source: usize, key: &[u8], value: &[u8]) -> Result<(), PipelineError> {
+        self.shared.logs[source].append_keyed(key, value, now_ms())?;
+        Ok(())
+    }
+
+    /// Appends many records of one source, each `(key, value)`, grouping them by partition.
+    pub fn append_many(
+        &self,
+        source: usize,
+        records: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), PipelineError> {
+        let log = &self.shared.logs[source];
+        let n = log.partitions();
+        let now = now_ms();
+        let mut by_part: Vec<Vec<LogRecord<'_>>> = (0..n).map(|_| Vec::new()).collect();
+        for (k, v) in records {
+            by_part[partition_for_key(k, n) as usize].push((k, v, now));
+        }
+        for (p, recs) in by_part.iter().enumerate() {
+            if !recs.is_empty() {
+                log.append_batch(p as u32, recs)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the input logs to disk.
+    pub fn flush_logs(&self) -> Result<(), PipelineError> {
+        for log in &self.shared.logs {
+            log.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> Report {
+        let st = &self.shared.stats;
+        let total = st.total.lock().clone();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let events_in = st.events_in.load(Ordering::Relaxed);
+        let (entities, bytes) = self.state_summary();
+        let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        let model = self.shared.model.current();
+        Report {
+            events_in,
+            events_applied: st.applied.load(Ordering::Relaxed),
+            predictions_out: st.predictions.load(Ordering::Relaxed),
+            late: st.late.load(Ordering::Relaxed),
+            rejected: st.rejected_total(),
+            rejected_by_reason: RejectReason::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    (
+                        r.as_str().to_string(),
+                        st.rejected[i].load(Ordering::Relaxed),
+                    )
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            elapsed_s: elapsed,
+            throughput_eps: events_in as f64 / elapsed.max(1e-9),
+            p50_ms: ms(&total.event_to_prediction, 0.5),
+            p99_ms: ms(&total.event_to_prediction, 0.99),
+            p999_ms: ms(&total.event_to_prediction, 0.999),
+            ingest_to_prediction_p99_ms: ms(&total.ingest_to_prediction, 0.99),
+            freshness_p99_ms: ms(&total.freshness, 0.99),
+            state_entities: entities,
+            state_bytes: bytes,
+            bytes_per_entity: if entities == 0 {
+                0.0
+            } else {
+                bytes as f64 / entities as f64
+            },
+            model: model.name().to_string(),
+            model_version: model.version().to_string(),
+        }
+    }
+
+    /// Entities and estimated bytes over all partitions.
+    pub fn state_summary(&self) -> (u64, u64) {
+        let mut entities = 0;
+        let mut bytes = 0;
+        for shard in &self.shared.shards {
+            let e = shard.read();
+            entities += e.entities() as u64;
+            bytes += e.state_bytes() as u64;
+        }
+        (entities, bytes)
+    }
+
+    /// Total records appended to the input logs.
+    pub fn appended(&self) -> u64 {
+        self.shared
+            .logs
+            .iter()
+            .map(|log| {
+                (0..log.partitions())
+                    .map(|p| log.end_offset(p))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    /// Stops the workers: with `drain`, after they have processed everything appended so far.
+    /// Each partition is checkpointed on the way out.
+    pub fn stop(mut self, drain: bool) -> Result<Report, PipelineError> {
+        self.flush_logs()?;
+        if drain {
+            self.shared.drain.store(true, Ordering::Release);
+        } else {
+            self.shared.stop.store(true, Ordering::Release);
+        }
+        for w in self.workers.drain(..) {
+            w.join()
+                .map_err(|_| PipelineError::State("a worker thread panicked".into()))??;
+        }
+        Ok(self.report())
+    }
+
+    /// True while every worker thread is running.
+    pub fn healthy(&self) -> bool {
+        self.workers.iter().all(|w| !w.is_finished())
+    }
+}
+
+/// The value an aggregation has over an empty window.
+fn empty_value(agg: &Aggregation) -> FeatureValue {
+    match agg {
+        Aggregation::Count
+        | Aggregation::Sum
+        | Aggregation::DistinctCount
+        | Aggregation::DecayedSum { .. } => FeatureValue::Num(0.0),
+        Aggregation::LastN(_) => FeatureValue::List(Vec::new()),
+        _ => FeatureValue::Null,
+    }
+}
+
+/// Serving over the live state.
+pub struct Backend {
+    shared: Arc<Shared>,
+}
+
+impl Backend {
+    fn evaluate(
+        &self,
+        entity: &str,
+        now: Millis,
+        out: &mut Vec<FeatureValue>,
+    ) -> Option<Vec<Option<Millis>>> {
+        let p = partition_for_key(entity.as_bytes(), self.shared.spec.partitions);
+        let engine = self.shared.shards[p as usize].read();
+        if !engine.evaluate(entity, now, out) {
+            return None;
+        }
+        engine.newest_event_times(entity)
+    }
+}
+
+impl nowcast_serve::Backend for Backend {
+    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
+        let mut values = Vec::new();
+        let newest = self.evaluate(entity, now, &mut values)?;
+        let features = self
+            .shared
+            .spec
+            .engine
+            .features
+            .iter()
+            .zip(values)
+            .map(|(f, value)| FeatureEntry {
+                name: f.name.clone(),
+                value,
+                age_ms: newest[f.source].map(|t| now - t),
+            })
+            .collect();
+        Some(EntityFeatures {
+            entity: entity.to_string(),
+            as_of: now,
+            features,
+        })
+    }
+
+    fn predict(
+        &self,
+        entity: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        now: Millis,
+    ) -> Result<PredictOutput, BackendError> {
+        let plan = &self.shared.plan;
+        let mut request = Vec::with_capacity(plan.request_fields.len());
+        for name in &plan.request_fields {
+            match fields.get(name) {
+                Some(v) => match v.as_f64() {
+                    Some(x) if x.is_finite() => request.push(Some(x)),
+                    _ => {
+                        return Err(BackendError::BadRequest(format!(
+                            "request field `{name}` is {v}, not a number"
+                        )))
+                    }
+                },
+                None => {
+                    return Err(BackendError::BadRequest(format!(
+                        "request field `{name}` is missing; the model takes it as an input"
+                    )))
+                }
+            }
+        }
+        let mut values = Vec::new();
+        let known = self.evaluate(entity, now, &mut values).is_some();
+        if !known {
+            values = self
+                .shared
+                .spec
+                .engine
+                .features
+                .iter()
+                .map(|f| empty_value(&f.agg))
+                .collect();
+        }
+        let mut row = Vec::with_capacity(plan.len());
+        plan.row(&values, &request, &mut row);
+        let model = self.shared.model.current();
+        let mut scores = Vec::with_capacity(1);
+        model
+            .score_batch(&row, 1, &mut scores)
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        Ok(PredictOutput {
+            entity: entity.to_string(),
+            entity_known: known,
+            score: scores[0],
+            model: model.name().to_string(),
+            model_version: model.version().to_string(),
+            features: plan
+                .names
+                .iter()
+                .cloned()
+                .zip(row.iter().map(|v| *v as f64))
+                .collect(),
+            as_of: now,
+        })
+    }
+
+    fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {
+        // Events go to the first source; every line is appended (bad ones too, so the worker
+        // dead-letters them with their reason in one place) and reported.
+        let source = 0;
+        let log = &self.shared.logs[source];
+        let decoder = &self.shared.decoders[source];
+        let now = now_ms();
+        let mut outcome = IngestOutcome::default();
+        let mut decoded = Decoded::default();
+        let n = log.partitions();
+        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let checked = if line.len() > self.shared.spec.max_record_bytes {
+                Err((
+                    RejectReason::Oversized,
+                    format!(
+                        "record is {} bytes; the limit is {}",
+                        line.len(),
+                        self.shared.spec.max_record_bytes
+                    ),
+                ))
+            } else {
+                decoder
+                    .decode(line, now, &mut decoded)
+                    .map_err(|e| (e.reason, e.detail))
+            };
+            let (partition, key) = match checked {
+                Ok(()) => {
+                    outcome.accepted += 1;
+                    (
+                        partition_for_key(decoded.key.as_bytes(), n),
+                        decoded.key.as_bytes(),
+                    )
+                }
+                Err((reason, detail)) => {
+                    outcome.rejected += 1;
+                    if outcome.errors.len() < nowcast_serve::MAX_REPORTED_ERRORS {
+                        outcome.errors.push(IngestLineError {
+                            line: i as u64 + 1,
+                            reason,
+                            detail,
+                        });
+                    }
+                    (partition_for_key(line, n), &b""[..])
+                }
+            };
+            log.append(partition, key, line, now)
+                .map_err(|e| BackendError::Unavailable(format!("input log: {e}")))?;
+        }
+        Ok(outcome)
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.shared.feature_names.clone()
+    }
+}

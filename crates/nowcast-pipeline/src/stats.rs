@@ -1,0 +1,208 @@
+//! Live statistics and Prometheus metrics.
+//!
+//! Workers count into atomics and record latencies into a local HDR histogram that they merge
+//! into [`Stats`] once per batch, so the per-event cost is a few nanoseconds. The same numbers
+//! are published through the `metrics` facade (rendered at `GET /metrics`):
+//!
+//! | metric | kind | meaning |
+//! |---|---|---|
+//! | `nowcast_events_in_total{source}` | counter | records read from the input log |
+//! | `nowcast_events_applied_total{source}` | counter | events applied to state |
+//! | `nowcast_events_late_total{source}` | counter | events later than the allowed lateness |
+//! | `nowcast_events_rejected_total{source,reason}` | counter | dead-lettered records |
+//! | `nowcast_predictions_total{model}` | counter | predictions emitted |
+//! | `nowcast_event_to_features_seconds` | histogram | event time → features updated |
+//! | `nowcast_event_to_prediction_seconds` | histogram | event time → prediction emitted |
+//! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted |
+//! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
+//! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held, estimated heap bytes |
+//! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition checkpoint |
+//! | `nowcast_model_reloads_total` / `nowcast_model_reload_failures_total` | counter | model file changes |
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use nowcast_core::RejectReason;
+use parking_lot::Mutex;
+
+/// Latency histograms in microseconds.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    /// Event time → prediction emitted.
+    pub event_to_prediction: Histogram<u64>,
+    /// Append to the log → prediction emitted.
+    pub ingest_to_prediction: Histogram<u64>,
+    /// Freshness samples (now − newest applied event time of the partition after a batch).
+    pub freshness: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Latencies {
+            event_to_prediction: h(),
+            ingest_to_prediction: h(),
+            freshness: h(),
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one prediction's latencies (µs, clamped to ≥ 1).
+    pub fn record(&mut self, event_to_prediction_us: i64, ingest_to_prediction_us: i64) {
+        let _ = self
+            .event_to_prediction
+            .record(event_to_prediction_us.max(1) as u64);
+        let _ = self
+            .ingest_to_prediction
+            .record(ingest_to_prediction_us.max(1) as u64);
+    }
+
+    /// Adds another set of histograms.
+    pub fn add(&mut self, other: &Latencies) {
+        let _ = self.event_to_prediction.add(&other.event_to_prediction);
+        let _ = self.ingest_to_prediction.add(&other.ingest_to_prediction);
+        let _ = self.freshness.add(&other.freshness);
+    }
+
+    /// Clears every histogram.
+    pub fn reset(&mut self) {
+        self.event_to_prediction.reset();
+        self.ingest_to_prediction.reset();
+        self.freshness.reset();
+    }
+}
+
+/// Process-wide counters and histograms.
+#[derive(Debug)]
+pub struct Stats {
+    /// Records read.
+    pub events_in: AtomicU64,
+    /// Events applied.
+    pub applied: AtomicU64,
+    /// Late events.
+    pub late: AtomicU64,
+    /// Rejected records by reason (index of [`RejectReason::ALL`]).
+    pub rejected: [AtomicU64; 7],
+    /// Predictions emitted.
+    pub predictions: AtomicU64,
+    /// Newest applied event time per source (ms).
+    pub newest_event: Vec<AtomicI64>,
+    /// Latencies since start.
+    pub total: Mutex<Latencies>,
+    /// Latencies since the last [`Stats::take_interval`].
+    pub interval: Mutex<Latencies>,
+}
+
+impl Stats {
+    /// Stats for `sources` sources.
+    pub fn new(sources: usize) -> Stats {
+        Stats {
+            events_in: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            rejected: Default::default(),
+            predictions: AtomicU64::new(0),
+            newest_event: (0..sources).map(|_| AtomicI64::new(i64::MIN)).collect(),
+            total: Mutex::new(Latencies::default()),
+            interval: Mutex::new(Latencies::default()),
+        }
+    }
+
+    /// Total rejected records.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Merges a worker's batch histograms.
+    pub fn merge(&self, batch: &Latencies) {
+        self.total.lock().add(batch);
+        self.interval.lock().add(batch);
+    }
+
+    /// Returns and clears the interval histograms.
+    pub fn take_interval(&self) -> Latencies {
+        let mut guard = self.interval.lock();
+        let out = guard.clone();
+        guard.reset();
+        out
+    }
+}
+
+/// Index of a reason in [`RejectReason::ALL`].
+pub fn reason_index(r: RejectReason) -> usize {
+    RejectReason::ALL
+        .iter()
+        .position(|x| *x == r)
+        .expect("listed")
+}
+
+/// Registers descriptions and histogram buckets for every metric.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "nowcast_events_in_total",
+        "Records read from the input log."
+    );
+    describe_counter!(
+        "nowcast_events_applied_total",
+        "Events applied to feature state."
+    );
+    describe_counter!(
+        "nowcast_events_late_total",
+        "Events later than the source's allowed lateness (written to the late output)."
+    );
+    describe_counter!(
+        "nowcast_events_rejected_total",
+        "Records refused and dead-lettered, by reason."
+    );
+    describe_counter!("nowcast_predictions_total", "Predictions emitted.");
+    describe_histogram!(
+        "nowcast_event_to_features_seconds",
+        Unit::Seconds,
+        "Event time to features updated."
+    );
+    describe_histogram!(
+        "nowcast_event_to_prediction_seconds",
+        Unit::Seconds,
+        "Event time to prediction emitted."
+    );
+    describe_histogram!(
+        "nowcast_ingest_to_prediction_seconds",
+        Unit::Seconds,
+        "Append to the input log to prediction emitted."
+    );
+    describe_gauge!(
+        "nowcast_freshness_seconds",
+        Unit::Seconds,
+        "Now minus the newest applied event time, per source."
+    );
+    describe_gauge!("nowcast_state_entities", "Entities held in feature state.");
+    describe_gauge!(
+        "nowcast_state_bytes",
+        Unit::Bytes,
+        "Estimated heap bytes of feature state."
+    );
+    describe_histogram!(
+        "nowcast_checkpoint_duration_seconds",
+        Unit::Seconds,
+        "Time to write one partition checkpoint."
+    );
+    describe_counter!(
+        "nowcast_model_reloads_total",
+        "Model versions loaded after a file change."
+    );
+    describe_counter!(
+        "nowcast_model_reload_failures_total",
+        "Model file changes that failed to load (old version kept)."
+    );
+}
+
+/// Histogram bucket bounds (seconds) for latency metrics: 100 µs to 60 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];

@@ -1,0 +1,314 @@
+//! A processing worker: owns a set of partitions and, for each, reads the input logs, decodes,
+//! applies events to the partition's window engine, scores each applied event in a
+//! micro-batch, writes the outputs and checkpoints.
+//!
+//! Per-event rule: the feature vector of an event is evaluated at the event's time over the
+//! events applied before it (the event itself excluded); its own fields reach the model as
+//! request-time inputs, exactly as in `POST /v1/predict`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nowcast_core::{FeatureValue, RejectReason};
+use nowcast_log::{LogReader, RecordBatch, RecordRef};
+use nowcast_window::Late;
+
+use crate::checkpoint::{self, Position};
+use crate::decode::Decoded;
+use crate::json::{JsonLine, PredictionLine};
+use crate::outputs::PartitionOutputs;
+use crate::runtime::Shared;
+use crate::stats::{reason_index, Latencies};
+use crate::{now_ms, PipelineError};
+
+/// Records read from one log per poll.
+const POLL_MAX: usize = 512;
+/// Records applied per engine lock acquisition (keeps serving reads waiting ≤ ~100 µs).
+const LOCK_CHUNK: usize = 64;
+/// Eviction of idle entities runs each time a partition has processed this many more records.
+pub const EVICT_EVERY: u64 = 1 << 16;
+
+/// One partition owned by a worker.
+pub struct PartitionTask {
+    /// Partition number.
+    pub partition: u32,
+    /// One reader per source.
+    pub readers: Vec<LogReader>,
+    /// Output files.
+    pub outputs: PartitionOutputs,
+    /// Position as of the last checkpoint plus progress since.
+    pub pos: Position,
+}
+
+/// Scratch buffers reused across batches.
+struct Scratch {
+    batch: RecordBatch,
+    decoded: Decoded,
+    features: Vec<FeatureValue>,
+    rows: Vec<f32>,
+    scores: Vec<f64>,
+    metas: Vec<Meta>,
+    line: Vec<u8>,
+    lat: Latencies,
+}
+
+/// What a prediction needs besides its row, kept until the micro-batch is scored.
+struct Meta {
+    event_id: String,
+    entity: String,
+    event_time: i64,
+    ingest_time: i64,
+}
+
+/// Runs a worker until stopped (or, in drain mode, until every partition is caught up).
+pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), PipelineError> {
+    let mut s = Scratch {
+        batch: RecordBatch::default(),
+        decoded: Decoded::default(),
+        features: Vec::new(),
+        rows: Vec::new(),
+        scores: Vec::new(),
+        metas: Vec::new(),
+        line: Vec::with_capacity(1024),
+        lat: Latencies::default(),
+    };
+    let interval = Duration::from_millis(shared.spec.checkpoint_interval as u64);
+    let mut last_ckpt = Instant::now();
+    let mut idle_rounds = 0u32;
+    loop {
+        let mut read = 0usize;
+        for task in tasks.iter_mut() {
+            for source in 0..task.readers.len() {
+                read += process(&shared, task, source, &mut s)?;
+            }
+        }
+        if last_ckpt.elapsed() >= interval {
+            for task in tasks.iter_mut() {
+                checkpoint_task(&shared, task)?;
+            }
+            last_ckpt = Instant::now();
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            break;
+        }
+        if read == 0 {
+            if shared.drain.load(Ordering::Acquire) {
+                break;
+            }
+            for task in tasks.iter_mut() {
+                task.outputs.flush()?;
+            }
+            idle_rounds = (idle_rounds + 1).min(10);
+            std::thread::sleep(Duration::from_micros(50 * idle_rounds as u64));
+        } else {
+            idle_rounds = 0;
+        }
+    }
+    for task in tasks.iter_mut() {
+        checkpoint_task(&shared, task)?;
+    }
+    Ok(())
+}
+
+fn checkpoint_task(shared: &Shared, task: &mut PartitionTask) -> Result<(), PipelineError> {
+    let started = Instant::now();
+    task.pos.output_lens = task.outputs.sync()?;
+    task.pos.offsets = task.readers.iter().map(|r| r.position()).collect();
+    let engine = shared.shards[task.partition as usize].read();
+    checkpoint::write(&shared.state_dir, task.partition, &task.pos, &engine)?;
+    metrics::histogram!("nowcast_checkpoint_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Reads and processes one batch of `source` on the task's partition; returns records read.
+fn process(
+    shared: &Shared,
+    task: &mut PartitionTask,
+    source: usize,
+    s: &mut Scratch,
+) -> Result<usize, PipelineError> {
+    s.batch.clear();
+    let n = task.readers[source].poll(&mut s.batch, POLL_MAX)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let now = now_ms();
+    let src = &shared.spec.sources[source];
+    let decoder = &shared.decoders[source];
+    let max_bytes = shared.spec.max_record_bytes;
+    let partition = task.partition;
+    let shard = &shared.shards[partition as usize];
+    let (mut late, mut applied) = (0u64, 0u64);
+    let mut rejected = [0u64; 7];
+    s.rows.clear();
+    s.metas.clear();
+    let records: Vec<RecordRef<'_>> = s.batch.iter().collect();
+    for chunk in records.chunks(LOCK_CHUNK) {
+        let mut engine = shard.write();
+        for rec in chunk {
+            let refuse = |reason: RejectReason, detail: String| (reason, detail);
+            let outcome = if rec.value.len() > max_bytes {
+                Err(refuse(
+                    RejectReason::Oversized,
+                    format!(
+                        "record is {} bytes; the limit is {max_bytes}",
+                        rec.value.len()
+                    ),
+                ))
+            } else {
+                decoder
+                    .decode(rec.value, now, &mut s.decoded)
+                    .map_err(|e| (e.reason, e.detail))
+            };
+            if let Err((reason, detail)) = outcome {
+                rejected[reason_index(reason)] += 1;
+                s.line.clear();
+                JsonLine::dead_letter(
+                    &mut s.line,
+                    &src.name,
+                    partition,
+                    rec.offset,
+                    reason,
+                    &detail,
+                    rec.value,
+                );
+                task.outputs.line(1, &s.line)?;
+                continue;
+            }
+            let d = &s.decoded;
+            match engine.apply(&d.key, source, d.time, &d.inputs, Some(&mut s.features)) {
+                Err(Late { watermark, newest }) => {
+                    late += 1;
+                    s.line.clear();
+                    JsonLine::late(
+                        &mut s.line,
+                        &src.name,
+                        &d.key,
+                        d.id.as_deref(),
+                        d.time,
+                        watermark,
+                        newest,
+                        src.allowed_lateness,
+                        rec.value,
+                    );
+                    task.outputs.line(2, &s.line)?;
+                }
+                Ok(()) => {
+                    applied += 1;
+                    task.pos.stream_time = task.pos.stream_time.max(d.time);
+                    let event_id = match &d.id {
+                        Some(id) => id.clone(),
+                        None => format!("{}-{}-{}", src.name, partition, rec.offset),
+                    };
+                    shared.plan.row(&s.features, &d.request, &mut s.rows);
+                    if shared.write_features {
+                        s.line.clear();
+                        JsonLine::features(
+                            &mut s.line,
+                            &event_id,
+                            &d.key,
+                            d.time,
+                            &shared.feature_names,
+                            &s.features,
+                        );
+                        task.outputs.line(3, &s.line)?;
+                    }
+                    s.metas.push(Meta {
+                        event_id,
+                        entity: d.key.clone(),
+                        event_time: d.time,
+                        ingest_time: rec.timestamp,
+                    });
+                }
+            }
+        }
+    }
+    drop(records);
+    let features_at = now_ms();
+    // Score the micro-batch outside the engine lock.
+    s.scores.clear();
+    let model = shared.model.current();
+    let n_inputs = shared.plan.len();
+    if !s.metas.is_empty() {
+        model
+            .score_batch(&s.rows, s.metas.len(), &mut s.scores)
+            .map_err(|e| PipelineError::Model(e.to_string()))?;
+    }
+    let emit = now_ms();
+    let e2f = metrics::histogram!("nowcast_event_to_features_seconds");
+    let e2p = metrics::histogram!("nowcast_event_to_prediction_seconds");
+    let i2p = metrics::histogram!("nowcast_ingest_to_prediction_seconds");
+    s.lat.reset();
+    for (i, meta) in s.metas.iter().enumerate() {
+        s.line.clear();
+        let row = &s.rows[i * n_inputs..(i + 1) * n_inputs];
+        PredictionLine {
+            event_id: &meta.event_id,
+            entity: &meta.entity,
+            score: s.scores[i],
+            model: model.name(),
+            model_version: model.version(),
+            names: &shared.plan.names,
+            values: row,
+            event_time: meta.event_time,
+            emit_time: emit,
+        }
+        .write(&mut s.line);
+        task.outputs.line(0, &s.line)?;
+        e2f.record((features_at - meta.event_time) as f64 / 1e3);
+        e2p.record((emit - meta.event_time) as f64 / 1e3);
+        i2p.record((emit - meta.ingest_time) as f64 / 1e3);
+        s.lat.record(
+            (emit - meta.event_time) * 1000,
+            (emit - meta.ingest_time) * 1000,
+        );
+    }
+    if applied > 0 {
+        let newest = &shared.stats.newest_event[source];
+        newest.fetch_max(task.pos.stream_time, Ordering::Relaxed);
+        let _ = s
+            .lat
+            .freshness
+            .record(((emit - task.pos.stream_time).max(0) * 1000).max(1) as u64);
+    }
+    shared.stats.merge(&s.lat);
+    let before = task.pos.processed;
+    task.pos.processed += n as u64;
+    if before / EVICT_EVERY != task.pos.processed / EVICT_EVERY {
+        shard.write().evict_idle(task.pos.stream_time);
+    }
+    let st = &shared.stats;
+    st.events_in.fetch_add(n as u64, Ordering::Relaxed);
+    st.applied.fetch_add(applied, Ordering::Relaxed);
+    st.late.fetch_add(late, Ordering::Relaxed);
+    st.predictions
+        .fetch_add(s.metas.len() as u64, Ordering::Relaxed);
+    let label = src.name.clone();
+    metrics::counter!("nowcast_events_in_total", "source" => label.clone()).increment(n as u64);
+    metrics::counter!("nowcast_events_applied_total", "source" => label.clone()).increment(applied);
+    metrics::counter!("nowcast_events_late_total", "source" => label.clone()).increment(late);
+    metrics::counter!("nowcast_predictions_total", "model" => model.name().to_string())
+        .increment(s.metas.len() as u64);
+    for (i, count) in rejected.iter().enumerate() {
+        if *count > 0 {
+            st.rejected[i].fetch_add(*count, Ordering::Relaxed);
+            metrics::counter!("nowcast_events_rejected_total", "source" => label.clone(), "reason" => RejectReason::ALL[i].as_str())
+                .increment(*count);
+        }
+    }
+    if let Some(limit) = shared.fault_abort_after {
+        if shared
+            .global_processed
+            .fetch_add(n as u64, Ordering::Relaxed)
+            + n as u64
+            >= limit
+        {
+            task.outputs.flush()?;
+            eprintln!("nowcast: fault injection: aborting after {limit} records (NOWCAST_FAULT_ABORT_AFTER)");
+            std::process::abort();
+        }
+    }
+    Ok(n)
+}

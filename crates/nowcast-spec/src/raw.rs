@@ -1,0 +1,176 @@
+//! The raw, user-facing spec as written in TOML. Unknown keys are refused. Durations are text
+//! (`"5m"`); everything is checked later by [`crate::validate`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `[pipeline]`: global settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Name of the pipeline; used in metric labels and file names.
+    pub name: String,
+    /// Partitions of the embedded input log (entity-hash partitioned). Default 4.
+    #[serde(default)]
+    pub partitions: Option<u32>,
+    /// Directory for the embedded log, state snapshots and outputs, relative to the spec file.
+    /// Default `data/<name>`.
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    /// How often each worker checkpoints its state and output positions. Default `5s`.
+    #[serde(default)]
+    pub checkpoint_interval: Option<String>,
+    /// Processing threads. Default: the number of CPU cores, at most `partitions`.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Events larger than this go to the dead-letter output. Default 65536.
+    #[serde(default)]
+    pub max_record_bytes: Option<usize>,
+}
+
+/// `[[sources]]`: a stream of events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Unique source name.
+    pub name: String,
+    /// `json` (Avro and Protobuf come with schema-registry support).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The field holding the entity key (string or integer).
+    pub key_field: String,
+    /// The field holding the event time: RFC 3339 text or epoch milliseconds.
+    pub time_field: String,
+    /// Optional field holding a unique event id.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// How far behind the entity's newest event an event may be and still be applied.
+    /// Default `0s`.
+    #[serde(default)]
+    pub allowed_lateness: Option<String>,
+    /// Event times further than this ahead of the wall clock are refused as absurd. Default `1h`.
+    #[serde(default)]
+    pub max_future: Option<String>,
+    /// Declared fields and their types (`number`, `string`, `bool`, `any`). When present,
+    /// features, filters and model inputs may only use declared fields of a usable type.
+    #[serde(default)]
+    pub fields: Option<BTreeMap<String, String>>,
+}
+
+/// A filter on one field's value: the event feeds the feature only when it matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSection {
+    /// The field to test.
+    pub field: String,
+    /// Match when the field equals this value.
+    #[serde(default)]
+    pub equals: Option<toml::Value>,
+    /// Match when the field is present and differs from this value.
+    #[serde(default)]
+    pub not_equals: Option<toml::Value>,
+    /// Match when the field equals one of these values.
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<toml::Value>>,
+}
+
+/// `[[features]]`: one windowed aggregation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSection {
+    /// Unique feature name.
+    pub name: String,
+    /// The source whose events feed it.
+    pub source: String,
+    /// count, sum, mean, min, max, stddev, distinct_count, last, last_n, quantile,
+    /// time_since_last, decayed_sum.
+    pub aggregation: String,
+    /// The aggregated field (not for count and time_since_last).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Window length, e.g. `5m`, `1h`, `1d`.
+    pub window: String,
+    /// Tile size for the tiled window. Default: window / 60.
+    #[serde(default)]
+    pub hop: Option<String>,
+    /// Keep every event in the window instead of tiles (exact, more memory).
+    #[serde(default)]
+    pub exact: Option<bool>,
+    /// `last_n`: how many values.
+    #[serde(default)]
+    pub n: Option<usize>,
+    /// `quantile`: which quantile, 0..=1.
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// `quantile`: the sketch's relative accuracy. Default 0.01.
+    #[serde(default)]
+    pub relative_accuracy: Option<f64>,
+    /// `decayed_sum`: half-life, e.g. `10m`.
+    #[serde(default)]
+    pub half_life: Option<String>,
+    /// Only events matching the filter feed the feature.
+    #[serde(default)]
+    pub filter: Option<FilterSection>,
+}
+
+/// `[model]`: what scores every event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Model name carried on predictions.
+    pub name: String,
+    /// `onnx`, `linear` or `logistic`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `onnx`: the model file, relative to the spec file.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `linear` / `logistic`: one weight per input.
+    #[serde(default)]
+    pub weights: Option<Vec<f64>>,
+    /// `linear` / `logistic`: the intercept. Default 0.
+    #[serde(default)]
+    pub intercept: Option<f64>,
+    /// Fields read from the event itself (per-event scoring) or from the request
+    /// (`POST /v1/predict`).
+    #[serde(default)]
+    pub request_fields: Vec<String>,
+    /// Ordered model inputs: each a feature name or a request field.
+    pub inputs: Vec<String>,
+    /// Value fed to the model when an input is null (empty window, missing field). Default 0.
+    #[serde(default)]
+    pub defaults: BTreeMap<String, f64>,
+    /// How often the model file is checked for a new version. Default `1s`.
+    #[serde(default)]
+    pub reload_interval: Option<String>,
+}
+
+/// `[serving]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingSection {
+    /// Listen address. Default `127.0.0.1:8080`.
+    #[serde(default)]
+    pub addr: Option<String>,
+}
+
+/// `[slo]`: the service-level objective reported against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSection {
+    /// Target P99 of event time → prediction. Default `100ms`.
+    #[serde(default)]
+    pub p99_event_to_prediction: Option<String>,
+    /// Target P99 freshness (now − newest applied event time). Default `1s`.
+    #[serde(default)]
+    pub freshness_p99: Option<String>,
+}
+
+/// `[outputs]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSection {
+    /// Also write each event's feature vector. Default false.
+    #[serde(default)]
+    pub features: Option<bool>,
+}

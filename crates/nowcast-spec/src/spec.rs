@@ -1,0 +1,187 @@
+//! The validated pipeline definition.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use nowcast_core::Millis;
+use nowcast_window::EngineConfig;
+
+/// A validated pipeline, ready to build.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Pipeline name.
+    pub name: String,
+    /// Directory of the spec file; relative paths in the spec are resolved against it.
+    pub spec_dir: PathBuf,
+    /// Partitions of the embedded input log.
+    pub partitions: u32,
+    /// Embedded log, state and outputs live here.
+    pub data_dir: PathBuf,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Millis,
+    /// Processing threads.
+    pub workers: usize,
+    /// Larger records are dead-lettered.
+    pub max_record_bytes: usize,
+    /// Sources, in spec order (index = source id in the engine).
+    pub sources: Vec<Source>,
+    /// How each feature reads its input from an event, in feature order.
+    pub feature_inputs: Vec<FeatureInput>,
+    /// The window engine's configuration (features in spec order).
+    pub engine: EngineConfig,
+    /// The model.
+    pub model: ModelDef,
+    /// Serving listen address.
+    pub serving_addr: SocketAddr,
+    /// Objectives.
+    pub slo: Slo,
+    /// Write each event's feature vector to the outputs.
+    pub write_features: bool,
+}
+
+/// A source of events.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Name.
+    pub name: String,
+    /// Entity key field.
+    pub key_field: String,
+    /// Event-time field.
+    pub time_field: String,
+    /// Event-id field.
+    pub id_field: Option<String>,
+    /// Allowed lateness.
+    pub allowed_lateness: Millis,
+    /// Largest accepted lead of event time over the wall clock.
+    pub max_future: Millis,
+}
+
+/// How a feature's input is read from the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Any matching event counts (count, time_since_last).
+    Presence,
+    /// The field must be a number.
+    Number,
+    /// The field's value is hashed (distinct_count): strings, numbers and booleans.
+    Hash,
+}
+
+/// A scalar in a filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    /// Text.
+    Str(String),
+    /// Number (integers compare as numbers).
+    Num(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+/// A filter's test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterOp {
+    /// Field equals the value.
+    Equals(Scalar),
+    /// Field is present and differs from the value.
+    NotEquals(Scalar),
+    /// Field equals one of the values.
+    In(Vec<Scalar>),
+}
+
+/// A filter on one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// The field tested.
+    pub field: String,
+    /// The test.
+    pub op: FilterOp,
+}
+
+/// Where one feature's input comes from.
+#[derive(Debug, Clone)]
+pub struct FeatureInput {
+    /// Source index.
+    pub source: usize,
+    /// Aggregated field, if any.
+    pub field: Option<String>,
+    /// How it is read.
+    pub kind: InputKind,
+    /// Optional filter.
+    pub filter: Option<Filter>,
+}
+
+/// The model definition.
+#[derive(Debug, Clone)]
+pub struct ModelDef {
+    /// Name.
+    pub name: String,
+    /// Kind and parameters.
+    pub kind: ModelKindDef,
+    /// Ordered inputs.
+    pub inputs: Vec<ModelInput>,
+    /// Fields read from the event or the predict request.
+    pub request_fields: Vec<String>,
+    /// Model file poll interval.
+    pub reload_interval: Millis,
+}
+
+/// Model kinds.
+#[derive(Debug, Clone)]
+pub enum ModelKindDef {
+    /// An ONNX file (absolute path after resolution).
+    Onnx {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An inline linear model; `logistic` applies the logistic function.
+    Linear {
+        /// One weight per input.
+        weights: Vec<f64>,
+        /// Intercept.
+        intercept: f64,
+        /// Apply the logistic function.
+        logistic: bool,
+    },
+}
+
+/// One model input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelInput {
+    /// A stream feature (element `element` of a `last_n` list, else 0).
+    Feature {
+        /// Input name as written.
+        name: String,
+        /// Feature index.
+        feature: usize,
+        /// List element.
+        element: usize,
+        /// Value when null.
+        default: f64,
+    },
+    /// A request-time field.
+    Request {
+        /// Field name.
+        name: String,
+        /// Value when missing.
+        default: f64,
+    },
+}
+
+impl ModelInput {
+    /// The input's name as written in the spec.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelInput::Feature { name, .. } | ModelInput::Request { name, .. } => name,
+        }
+    }
+}
+
+/// Service-level objectives.
+#[derive(Debug, Clone, Copy)]
+pub struct Slo {
+    /// Target P99 event time → prediction.
+    pub p99_event_to_prediction: Millis,
+    /// Target P99 freshness.
+    pub freshness_p99: Millis,
+}

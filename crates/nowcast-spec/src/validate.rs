@@ -1,0 +1,921 @@
+//! Pure validation: raw TOML → [`PipelineSpec`], collecting every problem with its path and fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use nowcast_core::{parse_duration, Millis};
+use nowcast_window::{Aggregation, EngineConfig, FeatureDef, Hop, SourceDef, Window};
+use serde::Deserialize;
+
+use crate::raw::*;
+use crate::spec::*;
+use crate::{Problem, SpecError};
+
+const TOP_KEYS: &[&str] = &[
+    "pipeline", "sources", "features", "model", "serving", "slo", "outputs",
+];
+const AGGREGATIONS: &[&str] = &[
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "stddev",
+    "distinct_count",
+    "last",
+    "last_n",
+    "quantile",
+    "time_since_last",
+    "decayed_sum",
+];
+const FIELD_TYPES: &[&str] = &["number", "string", "bool", "any"];
+
+/// Reads and validates a spec file. Relative paths in it are resolved against its directory.
+pub fn read_spec(path: &Path) -> Result<PipelineSpec, SpecError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: file.clone(),
+        problems: vec![Problem {
+            path: "(file)".into(),
+            message: format!("cannot read the spec: {e}"),
+            fix: "check the --config path".into(),
+        }],
+    })?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse_spec(&text, &file, &dir)
+}
+
+/// Validates spec text. `file` names it in errors; `dir` resolves relative paths.
+pub fn parse_spec(text: &str, file: &str, dir: &Path) -> Result<PipelineSpec, SpecError> {
+    let mut v = Validator {
+        problems: Vec::new(),
+    };
+    let spec = v.spec(text, dir);
+    match spec {
+        Some(spec) if v.problems.is_empty() => Ok(spec),
+        _ => Err(SpecError {
+            file: file.to_string(),
+            problems: v.problems,
+        }),
+    }
+}
+
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+/// Edit distance, for "did you mean" hints.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = candidates.into_iter().collect();
+    let best = all.iter().map(|c| (distance(word, c), *c)).min();
+    match best {
+        Some((d, c)) if d <= 2.max(word.len() / 3) => format!("did you mean `{c}`?"),
+        _ if all.is_empty() => "none are declared".to_string(),
+        _ => format!(
+            "use one of: {}",
+            all.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+impl Validator {
+    fn push(
+        &mut self,
+        path: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    /// Deserialises one section, turning serde's message into a problem at `path`.
+    fn section<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        path: &str,
+        value: toml::Value,
+    ) -> Option<T> {
+        match T::deserialize(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.message().to_string();
+                let fix = if let Some(rest) = msg.strip_prefix("unknown field `") {
+                    // "unknown field `x`, expected one of `a`, `b`" → suggest the closest key.
+                    let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
+                    let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+                    match suggest(word, keys.iter().copied()) {
+                        s if s.starts_with("did you mean") => s,
+                        _ => "remove or rename the key; the message lists the accepted keys"
+                            .to_string(),
+                    }
+                } else if msg.starts_with("missing field") {
+                    "add the field".to_string()
+                } else {
+                    "correct the value's type".to_string()
+                };
+                self.push(path, msg, fix);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        path: String,
+        text: Option<&str>,
+        default: Millis,
+        positive: bool,
+    ) -> Millis {
+        let Some(text) = text else { return default };
+        match parse_duration(text) {
+            Ok(ms) if positive && ms <= 0 => {
+                self.push(
+                    path,
+                    format!("`{text}` must be longer than zero"),
+                    "give a positive duration such as `5m`",
+                );
+                default
+            }
+            Ok(ms) => ms,
+            Err(e) => {
+                self.push(path, e.to_string(), "write e.g. `30s`, `5m`, `1h`, `1d`");
+                default
+            }
+        }
+    }
+
+    fn spec(&mut self, text: &str, dir: &Path) -> Option<PipelineSpec> {
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e
+                    .span()
+                    .map(|s| line_col(text, s.start))
+                    .unwrap_or_default();
+                self.push(
+                    format!("(toml{at})"),
+                    e.message().to_string(),
+                    "fix the TOML syntax",
+                );
+                return None;
+            }
+        };
+        for key in table.keys() {
+            if !TOP_KEYS.contains(&key.as_str()) {
+                self.push(
+                    key.clone(),
+                    format!("unknown section `{key}`"),
+                    suggest(key, TOP_KEYS.iter().copied()),
+                );
+            }
+        }
+        let get = |k: &str| table.get(k).cloned();
+        let pipeline: Option<PipelineSection> = match get("pipeline") {
+            Some(v) => self.section("pipeline", v),
+            None => {
+                self.push(
+                    "pipeline",
+                    "missing section `[pipeline]`",
+                    "add `[pipeline]` with `name = \"...\"`",
+                );
+                None
+            }
+        };
+        let sources_raw = self.array::<SourceSection>(&table, "sources");
+        let features_raw = self.array::<FeatureSection>(&table, "features");
+        let model_raw: Option<ModelSection> = match get("model") {
+            Some(v) => self.section("model", v),
+            None => {
+                self.push(
+                    "model",
+                    "missing section `[model]`",
+                    "add a `[model]` section (type = \"onnx\", \"linear\" or \"logistic\")",
+                );
+                None
+            }
+        };
+        let serving: Option<ServingSection> =
+            get("serving").and_then(|v| self.section("serving", v));
+        let slo: Option<SloSection> = get("slo").and_then(|v| self.section("slo", v));
+        let outputs: Option<OutputsSection> =
+            get("outputs").and_then(|v| self.section("outputs", v));
+
+        let pipeline = pipeline?;
+        let sources = self.sources(&sources_raw);
+        let (feature_defs, feature_inputs) = self.features(&features_raw, &sources_raw, &sources);
+        // Names of features that failed to parse are still known: no cascade of errors.
+        let declared: Vec<String> = match table.get("features") {
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .filter_map(|f| f.get("name")?.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let model =
+            model_raw.and_then(|m| self.model(&m, &declared, &feature_defs, &sources_raw, dir));
+
+        let partitions = pipeline.partitions.unwrap_or(4);
+        if partitions == 0 || partitions > 4096 {
+            self.push(
+                "pipeline.partitions",
+                format!("{partitions} partitions"),
+                "use 1 to 4096",
+            );
+        }
+        let workers = pipeline.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(partitions.max(1) as usize)
+        });
+        if workers == 0 {
+            self.push("pipeline.workers", "0 workers", "use at least 1");
+        }
+        let checkpoint_interval = self.duration(
+            "pipeline.checkpoint_interval".into(),
+            pipeline.checkpoint_interval.as_deref(),
+            5_000,
+            true,
+        );
+        let max_record_bytes = pipeline.max_record_bytes.unwrap_or(65_536);
+        if max_record_bytes < 64 {
+            self.push(
+                "pipeline.max_record_bytes",
+                format!("{max_record_bytes} bytes is too small"),
+                "use at least 64",
+            );
+        }
+        let addr_text = serving
+            .and_then(|s| s.addr)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let serving_addr = match addr_text.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                self.push(
+                    "serving.addr",
+                    format!("`{addr_text}` is not an address"),
+                    "write `host:port`, e.g. `127.0.0.1:8080`",
+                );
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+        let slo = slo.unwrap_or(SloSection {
+            p99_event_to_prediction: None,
+            freshness_p99: None,
+        });
+        let slo = Slo {
+            p99_event_to_prediction: self.duration(
+                "slo.p99_event_to_prediction".into(),
+                slo.p99_event_to_prediction.as_deref(),
+                100,
+                true,
+            ),
+            freshness_p99: self.duration(
+                "slo.freshness_p99".into(),
+                slo.freshness_p99.as_deref(),
+                1_000,
+                true,
+            ),
+        };
+        let data_dir = dir.join(
+            pipeline
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| format!("data/{}", pipeline.name)),
+        );
+        if pipeline.name.is_empty()
+            || !pipeline
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.push(
+                "pipeline.name",
+                format!("`{}` is not a usable name", pipeline.name),
+                "use letters, digits, `-` and `_`",
+            );
+        }
+        let engine = EngineConfig {
+            sources: sources
+                .iter()
+                .map(|s| SourceDef {
+                    name: s.name.clone(),
+                    allowed_lateness: s.allowed_lateness,
+                })
+                .collect(),
+            features: feature_defs,
+        };
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(PipelineSpec {
+            name: pipeline.name,
+            spec_dir: dir.to_path_buf(),
+            partitions,
+            data_dir,
+            checkpoint_interval,
+            workers,
+            max_record_bytes,
+            sources,
+            feature_inputs,
+            engine,
+            model: model?,
+            serving_addr,
+            slo,
+            write_features: outputs.and_then(|o| o.features).unwrap_or(false),
+        })
+    }
+
+    fn array<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        table: &toml::Table,
+        key: &str,
+    ) -> Vec<Option<T>> {
+        match table.get(key) {
+            None => {
+                self.push(
+                    key,
+                    format!("no `[[{key}]]` declared"),
+                    format!("declare at least one `[[{key}]]`"),
+                );
+                Vec::new()
+            }
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| self.section(&format!("{key}[{i}]"), v.clone()))
+                .collect(),
+            Some(_) => {
+                self.push(
+                    key,
+                    format!("`{key}` must be an array of tables"),
+                    format!("write `[[{key}]]` sections"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn sources(&mut self, raw: &[Option<SourceSection>]) -> Vec<Source> {
+        let mut out = Vec::new();
+        let mut seen = HashMap::new();
+        for (i, s) in raw.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let p = format!("sources[{i}]");
+            if let Some(first) = seen.insert(s.name.clone(), i) {
+                self.push(
+                    format!("{p}.name"),
+                    format!(
+                        "source `{}` is declared twice (also sources[{first}])",
+                        s.name
+                    ),
+                    "give each source a unique name",
+                );
+            }
+            if let Some(fmt) = &s.format {
+                if fmt != "json" {
+                    self.push(
+                        format!("{p}.format"),
+                        format!("format `{fmt}` is not supported by this build"),
+                        "use `json`",
+                    );
+                }
+            }
+            if let Some(fields) = &s.fields {
+                for (name, ty) in fields {
+                    if !FIELD_TYPES.contains(&ty.as_str()) {
+                        self.push(
+                            format!("{p}.fields.{name}"),
+                            format!("unknown type `{ty}`"),
+                            suggest(ty, FIELD_TYPES.iter().copied()),
+                        );
+                    }
+                }
+                for (what, f) in [
+                    ("key_field", Some(&s.key_field)),
+                    ("time_field", Some(&s.time_field)),
+                    ("id_field", s.id_field.as_ref()),
+                ] {
+                    if let Some(f) = f {
+                        if !fields.contains_key(f) {
+                            self.push(
+                                format!("{p}.{what}"),
+                                format!("field `{f}` is not declared in `fields`"),
+                                suggest(f, fields.keys().map(String::as_str)),
+                            );
+                        }
+                    }
+                }
+            }
+            out.push(Source {
+                name: s.name.clone(),
+                key_field: s.key_field.clone(),
+                time_field: s.time_field.clone(),
+                id_field: s.id_field.clone(),
+                allowed_lateness: self.duration(
+                    format!("{p}.allowed_lateness"),
+                    s.allowed_lateness.as_deref(),
+                    0,
+                    false,
+                ),
+                max_future: self.duration(
+                    format!("{p}.max_future"),
+                    s.max_future.as_deref(),
+                    3_600_000,
+                    true,
+                ),
+            });
+        }
+        out
+    }
+
+    /// Checks that `field` exists in the source's declared fields with a type usable as `kind`.
+    fn check_field(&mut self, path: String, src: &SourceSection, field: &str, kind: InputKind) {
+        let Some(fields) = &src.fields else { return };
+        match fields.get(field) {
+            None => self.push(
+                path,
+                format!("source `{}` has no field `{field}`", src.name),
+                suggest(field, fields.keys().map(String::as_str)),
+            ),
+            Some(ty) if kind == InputKind::Number && ty != "number" && ty != "any" => self.push(
+                path,
+                format!(
+                    "field `{field}` of source `{}` is a {ty}; this aggregation needs a number",
+                    src.name
+                ),
+                "aggregate a numeric field, or use count/distinct_count",
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn features(
+        &mut self,
+        raw: &[Option<FeatureSection>],
+        raw_sources: &[Option<SourceSection>],
+        sources: &[Source],
+    ) -> (Vec<FeatureDef>, Vec<FeatureInput>) {
+        let mut defs = Vec::new();
+        let mut inputs = Vec::new();
+        let mut seen = HashMap::new();
+        for (i, f) in raw.iter().enumerate() {
+            let Some(f) = f else { continue };
+            let p = format!("features[{i}]");
+            if let Some(first) = seen.insert(f.name.clone(), i) {
+                self.push(
+                    format!("{p}.name"),
+                    format!(
+                        "feature `{}` is declared twice (also features[{first}])",
+                        f.name
+                    ),
+                    "give each feature a unique name",
+                );
+            }
+            let Some(source) = sources.iter().position(|s| s.name == f.source) else {
+                self.push(
+                    format!("{p}.source"),
+                    format!("unknown source `{}`", f.source),
+                    suggest(&f.source, sources.iter().map(|s| s.name.as_str())),
+                );
+                continue;
+            };
+            let src_raw = raw_sources
+                .iter()
+                .flatten()
+                .find(|s| s.name == f.source)
+                .expect("source exists");
+            let window = self.duration(format!("{p}.window"), Some(&f.window), 60_000, true);
+            let exact = f.exact.unwrap_or(false);
+            let hop = if exact {
+                if f.hop.is_some() {
+                    self.push(
+                        format!("{p}.hop"),
+                        "`hop` has no meaning with `exact = true`",
+                        "remove `hop` or `exact`",
+                    );
+                }
+                Hop::Exact
+            } else {
+                let default = (window / 60).max(1);
+                let hop = self.duration(format!("{p}.hop"), f.hop.as_deref(), default, true);
+                if hop > window {
+                    self.push(
+                        format!("{p}.hop"),
+                        format!(
+                            "hop {} is longer than the window {}",
+                            nowcast_core::format_duration(hop),
+                            f.window
+                        ),
+                        "use a hop no longer than the window (default: window/60)",
+                    );
+                }
+                Hop::Tiled(hop)
+            };
+            let (agg, kind) = self.aggregation(&p, f);
+            let needs_field = kind != InputKind::Presence;
+            let field = match (&f.field, needs_field) {
+                (Some(field), _) => {
+                    self.check_field(format!("{p}.field"), src_raw, field, kind);
+                    Some(field.clone())
+                }
+                (None, true) => {
+                    self.push(
+                        format!("{p}.field"),
+                        format!("aggregation `{}` needs a field", f.aggregation),
+                        "add `field = \"...\"`",
+                    );
+                    None
+                }
+                (None, false) => None,
+            };
+            let filter = f
+                .filter
+                .as_ref()
+                .and_then(|flt| self.filter(&format!("{p}.filter"), flt, src_raw));
+            inputs.push(FeatureInput {
+                source,
+                field,
+                kind,
+                filter,
+            });
+            defs.push(FeatureDef {
+                name: f.name.clone(),
+                source,
+                agg,
+                window: Window {
+                    duration: window,
+                    hop,
+                },
+            });
+        }
+        (defs, inputs)
+    }
+
+    fn aggregation(&mut self, p: &str, f: &FeatureSection) -> (Aggregation, InputKind) {
+        let unexpected = |v: &mut Self, present: bool, key: &str| {
+            if present {
+                v.push(
+                    format!("{p}.{key}"),
+                    format!("`{key}` does not apply to aggregation `{}`", f.aggregation),
+                    format!("remove `{key}`"),
+                );
+            }
+        };
+        unexpected(self, f.n.is_some() && f.aggregation != "last_n", "n");
+        unexpected(
+            self,
+            f.quantile.is_some() && f.aggregation != "quantile",
+            "quantile",
+        );
+        unexpected(
+            self,
+            f.relative_accuracy.is_some() && f.aggregation != "quantile",
+            "relative_accuracy",
+        );
+        unexpected(
+            self,
+            f.half_life.is_some() && f.aggregation != "decayed_sum",
+            "half_life",
+        );
+        use InputKind::*;
+        match f.aggregation.as_str() {
+            "count" => (Aggregation::Count, Presence),
+            "time_since_last" => (Aggregation::TimeSinceLast, Presence),
+            "sum" => (Aggregation::Sum, Number),
+            "mean" => (Aggregation::Mean, Number),
+            "min" => (Aggregation::Min, Number),
+            "max" => (Aggregation::Max, Number),
+            "stddev" => (Aggregation::StdDev, Number),
+            "last" => (Aggregation::Last, Number),
+            "distinct_count" => (Aggregation::DistinctCount, Hash),
+            "last_n" => {
+                let n = f.n.unwrap_or(0);
+                if !(1..=64).contains(&n) {
+                    self.push(
+                        format!("{p}.n"),
+                        format!("last_n needs `n` between 1 and 64, got {n}"),
+                        "add e.g. `n = 5`",
+                    );
+                }
+                (Aggregation::LastN(n.clamp(1, 64)), Number)
+            }
+            "quantile" => {
+                let q = f.quantile.unwrap_or(-1.0);
+                if !(0.0..=1.0).contains(&q) {
+                    self.push(
+                        format!("{p}.quantile"),
+                        "quantile needs `quantile` between 0 and 1",
+                        "add e.g. `quantile = 0.95`",
+                    );
+                }
+                let a = f.relative_accuracy.unwrap_or(0.01);
+                if !(a > 0.0 && a < 1.0) {
+                    self.push(
+                        format!("{p}.relative_accuracy"),
+                        format!("{a} is not a relative accuracy"),
+                        "use a value between 0 and 1, e.g. 0.01",
+                    );
+                }
+                (
+                    Aggregation::Quantile {
+                        q: q.clamp(0.0, 1.0),
+                        relative_accuracy: a.clamp(1e-6, 0.5),
+                    },
+                    Number,
+                )
+            }
+            "decayed_sum" => {
+                let h = self.duration(format!("{p}.half_life"), f.half_life.as_deref(), 0, true);
+                if f.half_life.is_none() {
+                    self.push(
+                        format!("{p}.half_life"),
+                        "decayed_sum needs a half-life",
+                        "add e.g. `half_life = \"10m\"`",
+                    );
+                }
+                (
+                    Aggregation::DecayedSum {
+                        half_life: h.max(1),
+                    },
+                    Number,
+                )
+            }
+            other => {
+                self.push(
+                    format!("{p}.aggregation"),
+                    format!("unknown aggregation `{other}`"),
+                    suggest(other, AGGREGATIONS.iter().copied()),
+                );
+                (Aggregation::Count, Presence)
+            }
+        }
+    }
+
+    fn filter(&mut self, p: &str, f: &FilterSection, src: &SourceSection) -> Option<Filter> {
+        self.check_field(format!("{p}.field"), src, &f.field, InputKind::Hash);
+        let scalar = |v: &mut Self, path: String, value: &toml::Value| match value {
+            toml::Value::String(s) => Some(Scalar::Str(s.clone())),
+            toml::Value::Integer(i) => Some(Scalar::Num(*i as f64)),
+            toml::Value::Float(x) => Some(Scalar::Num(*x)),
+            toml::Value::Boolean(b) => Some(Scalar::Bool(*b)),
+            _ => {
+                v.push(
+                    path,
+                    "a filter value must be a string, number or boolean",
+                    "use a scalar value",
+                );
+                None
+            }
+        };
+        let given = usize::from(f.equals.is_some())
+            + usize::from(f.not_equals.is_some())
+            + usize::from(f.one_of.is_some());
+        if given != 1 {
+            self.push(
+                p,
+                "a filter needs exactly one of `equals`, `not_equals`, `in`",
+                "keep one test",
+            );
+            return None;
+        }
+        let op = if let Some(v) = &f.equals {
+            FilterOp::Equals(scalar(self, format!("{p}.equals"), v)?)
+        } else if let Some(v) = &f.not_equals {
+            FilterOp::NotEquals(scalar(self, format!("{p}.not_equals"), v)?)
+        } else {
+            let items = f.one_of.as_ref().expect("counted above");
+            let mut out = Vec::new();
+            for (i, v) in items.iter().enumerate() {
+                out.push(scalar(self, format!("{p}.in[{i}]"), v)?);
+            }
+            FilterOp::In(out)
+        };
+        Some(Filter {
+            field: f.field.clone(),
+            op,
+        })
+    }
+
+    fn model(
+        &mut self,
+        m: &ModelSection,
+        declared: &[String],
+        defs: &[FeatureDef],
+        raw_sources: &[Option<SourceSection>],
+        dir: &Path,
+    ) -> Option<ModelDef> {
+        let kind = match m.kind.as_str() {
+            "onnx" => {
+                if m.weights.is_some() || m.intercept.is_some() {
+                    self.push(
+                        "model.weights",
+                        "`weights`/`intercept` apply to linear and logistic models only",
+                        "remove them or change `type`",
+                    );
+                }
+                match &m.path {
+                    Some(p) => Some(ModelKindDef::Onnx {
+                        path: resolve(dir, p),
+                    }),
+                    None => {
+                        self.push(
+                            "model.path",
+                            "an onnx model needs `path`",
+                            "add `path = \"models/model.onnx\"` (relative to this file)",
+                        );
+                        None
+                    }
+                }
+            }
+            "linear" | "logistic" => {
+                if m.path.is_some() {
+                    self.push(
+                        "model.path",
+                        "`path` applies to onnx models only",
+                        "remove `path` or set `type = \"onnx\"`",
+                    );
+                }
+                let weights = m.weights.clone().unwrap_or_default();
+                if weights.len() != m.inputs.len() {
+                    self.push(
+                        "model.weights",
+                        format!("{} weights for {} inputs", weights.len(), m.inputs.len()),
+                        "give exactly one weight per input",
+                    );
+                }
+                Some(ModelKindDef::Linear {
+                    weights,
+                    intercept: m.intercept.unwrap_or(0.0),
+                    logistic: m.kind == "logistic",
+                })
+            }
+            other => {
+                self.push(
+                    "model.type",
+                    format!("unknown model type `{other}`"),
+                    suggest(other, ["onnx", "linear", "logistic"]),
+                );
+                None
+            }
+        };
+        if m.inputs.is_empty() {
+            self.push(
+                "model.inputs",
+                "the model has no inputs",
+                "list the features and request fields it takes, in order",
+            );
+        }
+        let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut inputs = Vec::new();
+        for (i, name) in m.inputs.iter().enumerate() {
+            if let Some(first) = used.insert(name, i) {
+                self.push(
+                    format!("model.inputs[{i}]"),
+                    format!("`{name}` is listed twice (also inputs[{first}])"),
+                    "list each input once",
+                );
+            }
+            let default = m.defaults.get(name).copied().unwrap_or(0.0);
+            let (base, element) = split_element(name);
+            if let Some(feature) = defs.iter().position(|d| d.name == base) {
+                let is_list = matches!(defs[feature].agg, Aggregation::LastN(_));
+                match (is_list, element) {
+                    (true, None) => self.push(
+                        format!("model.inputs[{i}]"),
+                        format!("`{base}` is a last_n list"),
+                        format!("name one element, e.g. `{base}[0]` (newest)"),
+                    ),
+                    (false, Some(_)) => self.push(
+                        format!("model.inputs[{i}]"),
+                        format!("`{base}` is not a list"),
+                        format!("write `{base}`"),
+                    ),
+                    (true, Some(e)) if matches!(defs[feature].agg, Aggregation::LastN(n) if e >= n) => {
+                        self.push(
+                            format!("model.inputs[{i}]"),
+                            format!("`{name}` is past the end of the list"),
+                            "use an index below the feature's `n`",
+                        )
+                    }
+                    _ => {}
+                }
+                inputs.push(ModelInput::Feature {
+                    name: name.clone(),
+                    feature,
+                    element: element.unwrap_or(0),
+                    default,
+                });
+            } else if m.request_fields.contains(name) {
+                inputs.push(ModelInput::Request {
+                    name: name.clone(),
+                    default,
+                });
+            } else if declared.iter().any(|d| d == base) {
+                // The feature itself has a problem, reported at its own path.
+            } else {
+                let candidates = declared
+                    .iter()
+                    .map(String::as_str)
+                    .chain(m.request_fields.iter().map(String::as_str));
+                let hint = suggest(name, candidates);
+                self.push(
+                    format!("model.inputs[{i}]"),
+                    format!("`{name}` is neither a feature nor a request field"),
+                    format!("{hint}; declare request-time fields in `model.request_fields`"),
+                );
+            }
+        }
+        for (i, field) in m.request_fields.iter().enumerate() {
+            if !m.inputs.contains(field) {
+                self.push(
+                    format!("model.request_fields[{i}]"),
+                    format!("`{field}` is not a model input"),
+                    "add it to `model.inputs` or remove it",
+                );
+            }
+            for src in raw_sources.iter().flatten() {
+                self.check_field(
+                    format!("model.request_fields[{i}]"),
+                    src,
+                    field,
+                    InputKind::Number,
+                );
+            }
+        }
+        for name in m.defaults.keys() {
+            if !m.inputs.contains(name) {
+                self.push(
+                    format!("model.defaults.{name}"),
+                    format!("`{name}` is not a model input"),
+                    "remove it or add it to `model.inputs`",
+                );
+            }
+        }
+        let reload_interval = self.duration(
+            "model.reload_interval".into(),
+            m.reload_interval.as_deref(),
+            1_000,
+            true,
+        );
+        Some(ModelDef {
+            name: m.name.clone(),
+            kind: kind?,
+            inputs,
+            request_fields: m.request_fields.clone(),
+            reload_interval,
+        })
+    }
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// `name[3]` → (`name`, Some(3)).
+fn split_element(name: &str) -> (&str, Option<usize>) {
+    if let Some(open) = name
+        .strip_suffix(']')
+        .and_then(|s| s.rfind('[').map(|i| (i, s)))
+    {
+        let (i, s) = open;
+        if let Ok(n) = s[i + 1..].parse() {
+            return (&s[..i], Some(n));
+        }
+    }
+    (name, None)
+}
+
+fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    format!(" line {line}, column {col}")
+}

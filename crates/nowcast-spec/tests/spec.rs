@@ -1,0 +1,186 @@
+//! Spec parsing: every example in the repository is valid, and broken specs name every
+//! problem with its path and fix.
+
+use std::path::{Path, PathBuf};
+
+use nowcast_spec::{parse_spec, read_spec, ModelInput};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn example_specs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            example_specs(&path, out);
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_example_spec_in_the_repository_is_valid() {
+    let mut specs = Vec::new();
+    example_specs(&repo_root().join("examples"), &mut specs);
+    example_specs(&repo_root().join("tests/golden"), &mut specs);
+    assert!(!specs.is_empty());
+    for path in specs {
+        if let Err(e) = read_spec(&path) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn demo_spec_declares_three_windows_and_the_model_inputs() {
+    let spec = read_spec(&repo_root().join("examples/demo/pipeline.toml")).unwrap();
+    let mut windows: Vec<i64> = spec
+        .engine
+        .features
+        .iter()
+        .map(|f| f.window.duration)
+        .collect();
+    windows.sort();
+    windows.dedup();
+    assert_eq!(windows, vec![300_000, 3_600_000, 86_400_000]);
+    assert_eq!(spec.model.inputs.len(), 12);
+    assert!(matches!(&spec.model.inputs[0], ModelInput::Request { name, .. } if name == "amount"));
+    let default_secs = spec
+        .model
+        .inputs
+        .iter()
+        .find(|i| i.name() == "secs_since_last_1d")
+        .unwrap();
+    assert!(matches!(default_secs, ModelInput::Feature { default, .. } if *default == -1.0));
+}
+
+const GOOD: &str = r#"
+[pipeline]
+name = "t"
+[[sources]]
+name = "tx"
+key_field = "user"
+time_field = "ts"
+fields = { user = "string", ts = "any", amount = "number", merchant = "string" }
+[[features]]
+name = "n_1h"
+source = "tx"
+aggregation = "count"
+window = "1h"
+[[features]]
+name = "last3"
+source = "tx"
+aggregation = "last_n"
+field = "amount"
+n = 3
+window = "5m"
+[model]
+name = "m"
+type = "logistic"
+weights = [0.5, 1.0, 2.0]
+request_fields = ["amount"]
+inputs = ["amount", "n_1h", "last3[0]"]
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match parse_spec(text, "test.toml", Path::new(".")) {
+        Ok(_) => vec![],
+        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_good_spec_has_no_problems() {
+    assert_eq!(problems(GOOD), Vec::<String>::new());
+    let spec = parse_spec(GOOD, "test.toml", Path::new(".")).unwrap();
+    assert_eq!(
+        spec.engine.features[0].window.hop,
+        nowcast_window::Hop::Tiled(60_000),
+        "default hop is window/60"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_path_and_fix() {
+    let bad = GOOD
+        .replace("window = \"1h\"", "window = \"1 hour\"")
+        .replace("aggregation = \"count\"", "aggregation = \"cuont\"")
+        .replace(
+            "source = \"tx\"\naggregation = \"last_n\"",
+            "source = \"txs\"\naggregation = \"last_n\"",
+        )
+        .replace(
+            "inputs = [\"amount\", \"n_1h\", \"last3[0]\"]",
+            "inputs = [\"amount\", \"n_1h\", \"last3[0]\", \"velocity\"]",
+        )
+        .replace("[model]", "[modle]\n[model]");
+    let p = problems(&bad);
+    let joined = p.join("\n");
+    for expected in [
+        "modle: unknown section `modle` (fix: did you mean `model`?)",
+        "features[0].window: `1 hour` is not a duration",
+        "features[0].aggregation: unknown aggregation `cuont` (fix: did you mean `count`?)",
+        "features[1].source: unknown source `txs` (fix: did you mean `tx`?)",
+        "model.inputs[3]: `velocity` is neither a feature nor a request field",
+        "model.weights: 3 weights for 4 inputs",
+    ] {
+        assert!(
+            joined.contains(expected),
+            "missing `{expected}` in:\n{joined}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused_with_the_accepted_list() {
+    let p = problems(&GOOD.replace("window = \"1h\"", "window = \"1h\"\nwindoww = \"2h\""));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("features[0]: unknown field `windoww`, expected one of"),
+        "{}",
+        p[0]
+    );
+    assert!(p[0].ends_with("(fix: did you mean `window`?)"), "{}", p[0]);
+}
+
+#[test]
+fn aggregating_a_string_field_numerically_is_refused() {
+    let p = problems(&GOOD.replace("field = \"amount\"\nn = 3", "field = \"merchant\"\nn = 3"));
+    assert!(
+        p[0].contains(
+            "field `merchant` of source `tx` is a string; this aggregation needs a number"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn list_features_must_be_indexed_as_model_inputs() {
+    let p = problems(&GOOD.replace("\"last3[0]\"", "\"last3\""));
+    assert!(
+        p[0].contains("`last3` is a last_n list (fix: name one element, e.g. `last3[0]` (newest))"),
+        "{p:?}"
+    );
+    let p = problems(&GOOD.replace("\"last3[0]\"", "\"last3[3]\""));
+    assert!(p[0].contains("past the end"), "{p:?}");
+}
+
+#[test]
+fn toml_syntax_errors_give_line_and_column() {
+    let p = problems("[pipeline\nname = 1");
+    assert!(p[0].starts_with("(toml line 1, column"), "{p:?}");
+}
+
+#[test]
+fn hop_longer_than_window_is_refused() {
+    let p = problems(&GOOD.replace("window = \"1h\"", "window = \"1h\"\nhop = \"2h\""));
+    assert!(
+        p[0].contains("hop 2h is longer than the window 1h"),
+        "{p:?}"
+    );
+}

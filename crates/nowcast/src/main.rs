@@ -1,0 +1,82 @@
+//! `nowcast`: the command-line entry point. Each subcommand lives in its own module.
+
+mod demo;
+mod generate;
+mod run;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Fresh ML features from event streams.
+#[derive(Parser)]
+#[command(name = "nowcast", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a pipeline spec and report every problem with its field path and fix.
+    Validate {
+        /// The spec file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write a seeded synthetic card-transaction stream as JSON lines.
+    Generate(generate::GenerateArgs),
+    /// Append JSON-lines events from a file (or `-` for stdin) to the pipeline's input log.
+    Ingest(run::IngestArgs),
+    /// Run a pipeline on the embedded log: process, score, serve.
+    Run(run::RunArgs),
+    /// Everything in one process: generate, compute features, score, serve, report.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Generate(args) => generate::main(args),
+        Command::Ingest(args) => run::ingest(args),
+        Command::Run(args) => run::main(args),
+        Command::Demo(args) => demo::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nowcast: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match nowcast_spec::read_spec(config) {
+        Ok(spec) => {
+            println!(
+                "{}: ok: pipeline `{}`, {} source(s), {} feature(s), model `{}` with {} inputs",
+                config.display(),
+                spec.name,
+                spec.sources.len(),
+                spec.engine.features.len(),
+                spec.model.name,
+                spec.model.inputs.len()
+            );
+            if let nowcast_spec::ModelKindDef::Onnx { path } = &spec.model.kind {
+                if !path.exists() {
+                    eprintln!("{}: model.path: {} does not exist (fix: train it with models/train.py or correct the path)", config.display(), path.display());
+                    return Ok(ExitCode::from(2));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}

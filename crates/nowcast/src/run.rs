@@ -1,0 +1,199 @@
+//! `nowcast ingest` and `nowcast run`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use nowcast_pipeline::{RunOptions, Runtime};
+use nowcast_serve::Backend as _;
+use nowcast_spec::PipelineSpec;
+
+/// Arguments of `nowcast ingest`.
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    /// The spec file.
+    #[arg(long)]
+    config: PathBuf,
+    /// JSON-lines file, or `-` for stdin.
+    #[arg(long)]
+    input: PathBuf,
+    /// Overrides the spec's data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Arguments of `nowcast run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The spec file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Overrides the spec's data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where outputs go (default `<data_dir>/out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write every emitted feature vector.
+    #[arg(long)]
+    features: bool,
+    /// Process what is in the log, checkpoint, print the report as JSON and exit.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Do not start the HTTP API.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+pub fn load_spec(path: &std::path::Path) -> anyhow::Result<PipelineSpec> {
+    nowcast_spec::read_spec(path).map_err(|e| anyhow::anyhow!("invalid spec\n{e}"))
+}
+
+/// Feeds a JSON-lines body through the serving backend's ingest (validates each line,
+/// appends good and bad lines alike so bad ones are dead-lettered with their reason).
+fn ingest_body(rt: &Runtime, body: &[u8]) -> anyhow::Result<(u64, u64)> {
+    let backend = rt.backend();
+    let (mut ok, mut bad) = (0, 0);
+    let mut start = 0;
+    while start < body.len() {
+        let mut end = (start + (4 << 20)).min(body.len());
+        while end < body.len() && body[end - 1] != b'\n' {
+            end += 1;
+        }
+        let outcome = backend
+            .ingest(&body[start..end])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        ok += outcome.accepted;
+        bad += outcome.rejected;
+        start = end;
+    }
+    rt.flush_logs()?;
+    Ok((ok, bad))
+}
+
+pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(&a.config)?;
+    let mut body = Vec::new();
+    if a.input.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut body)?;
+    } else {
+        body = std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    }
+    // Ingest only appends: no workers run.
+    let rt = Runtime::start(
+        spec,
+        RunOptions {
+            data_dir: a.data_dir,
+            ingest_only: true,
+            ..Default::default()
+        },
+    )?;
+    let (ok, bad) = ingest_body(&rt, &body)?;
+    rt.stop(false)?;
+    eprintln!("nowcast: appended {ok} events ({bad} refused lines appended for dead-lettering)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the HTTP API on its own runtime thread; returns a handle that stops it.
+pub struct Server {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(
+        backend: Arc<nowcast_pipeline::Backend>,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        addr: std::net::SocketAddr,
+    ) -> anyhow::Result<Server> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("nowcast-http")
+            .enable_all()
+            .build()?;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("binding {addr} (serving.addr)"))?;
+        let config = nowcast_serve::ServeConfig {
+            addr,
+            ..Default::default()
+        };
+        let thread = std::thread::Builder::new()
+            .name("nowcast-http".into())
+            .spawn(move || {
+                let shutdown = async move {
+                    let _ = rx.await;
+                };
+                if let Err(e) = rt.block_on(nowcast_serve::serve_on(
+                    listener,
+                    backend,
+                    Some(metrics),
+                    config,
+                    shutdown,
+                )) {
+                    eprintln!("nowcast: serving stopped: {e}");
+                }
+            })?;
+        Ok(Server {
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let spec = load_spec(&a.config)?;
+    let metrics = crate::telemetry::install()?;
+    let addr = spec.serving_addr;
+    let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let rt = Runtime::start(
+        spec,
+        RunOptions {
+            data_dir: a.data_dir,
+            out_dir: a.out,
+            write_features: a.features,
+            fresh: false,
+            fault_abort_after: fault,
+            ingest_only: false,
+        },
+    )?;
+    let server = if a.no_serve {
+        None
+    } else {
+        Some(Server::start(rt.backend(), metrics, addr)?)
+    };
+    if a.exit_when_done {
+        let report = rt.stop(true)?;
+        if let Some(s) = server {
+            s.stop();
+        }
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = crate::demo::ctrl_c_flag()?;
+    let mut reporter = crate::demo::LiveLine::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && rt.healthy() {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        reporter.print(&rt);
+    }
+    let report = rt.stop(false)?;
+    if let Some(s) = server {
+        s.stop();
+    }
+    eprintln!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
