@@ -1,1 +1,211 @@
-fn main() {}
+//! Throughput benchmark of the window engine at production-like load.
+//!
+//! 3 windows (5 m, 1 h, 1 d; hop = W/60) × 12 features (all aggregations, including a
+//! distinct count and a quantile per window) on one source with 30 s allowed lateness;
+//! `NOWCAST_BENCH_ENTITIES` entities (default 1 000 000) with random keys; event times advance
+//! so each entity gets ~20 events per simulated day, with up to 5 s of disorder.
+//!
+//! First one simulated day is applied without evaluation (warm-up, fills the windows), then
+//! `ROUNDS` alternating rounds of `ROUND` events with per-event evaluation and without;
+//! medians are printed with bytes per entity.
+//!
+//! Run: `RUST_BACKTRACE=0 cargo bench -p nowcast-window --bench engine`
+//!
+//! Measured on the 2-core dev machine (shared, load ~2.5), 1 M entities: median 66 k
+//! events/s with per-event evaluation, 82 k without; 6.1 KB state and 4.3 KB snapshot per
+//! entity. The working set (~6 GB) misses the caches on every event: the cost is dominated by
+//! DRAM latency walking each entity's three tile arenas (~17 one-event tiles in the 1 d
+//! window at 20 events/day), not by arithmetic.
+
+use std::time::Instant;
+
+use nowcast_window::{
+    Aggregation, Engine, EngineConfig, FeatureDef, FeatureValue, Hop, Input, SourceDef, Window,
+};
+
+const ROUNDS: usize = 5;
+const ROUND: usize = 1_000_000;
+const EVENTS_PER_DAY: f64 = 20.0;
+const DAY: i64 = 86_400_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        ((self.next() as u128 * n as u128) >> 64) as u64
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn config() -> EngineConfig {
+    let mut features = Vec::new();
+    for (name, w) in [("5m", 300_000i64), ("1h", 3_600_000), ("1d", DAY)] {
+        let aggs = [
+            Aggregation::Count,
+            Aggregation::Sum,
+            Aggregation::Mean,
+            Aggregation::Min,
+            Aggregation::Max,
+            Aggregation::StdDev,
+            Aggregation::DistinctCount,
+            Aggregation::Last,
+            Aggregation::LastN(5),
+            Aggregation::Quantile {
+                q: 0.5,
+                relative_accuracy: 0.01,
+            },
+            Aggregation::TimeSinceLast,
+            Aggregation::DecayedSum { half_life: w / 4 },
+        ];
+        for (i, agg) in aggs.into_iter().enumerate() {
+            features.push(FeatureDef {
+                name: format!("f{i}_{name}"),
+                source: 0,
+                agg,
+                window: Window {
+                    duration: w,
+                    hop: Hop::Tiled(w / 60),
+                },
+            });
+        }
+    }
+    EngineConfig {
+        sources: vec![SourceDef {
+            name: "tx".into(),
+            allowed_lateness: 30_000,
+        }],
+        features,
+    }
+}
+
+struct Stream {
+    rng: Rng,
+    keys: Vec<String>,
+    clock: f64,
+    step: f64,
+    inputs: Vec<Input>,
+    aggs: Vec<Aggregation>,
+}
+
+impl Stream {
+    /// Next event: key index and time; fills `inputs`.
+    fn next(&mut self) -> (usize, i64) {
+        self.clock += self.step;
+        let key = self.rng.below(self.keys.len() as u64) as usize;
+        let time = self.clock as i64 - self.rng.below(5_000) as i64;
+        let amount = (self.rng.unit() * 6.0).exp() - 1.0;
+        let merchant = self.rng.below(1_000);
+        for (slot, agg) in self.inputs.iter_mut().zip(&self.aggs) {
+            *slot = match agg {
+                Aggregation::DistinctCount => Input::Hash(merchant),
+                _ => Input::Num(amount),
+            };
+        }
+        (key, time)
+    }
+}
+
+fn run(
+    engine: &mut Engine,
+    s: &mut Stream,
+    n: usize,
+    eval: bool,
+    out: &mut Vec<FeatureValue>,
+) -> f64 {
+    let start = Instant::now();
+    let mut late = 0usize;
+    for _ in 0..n {
+        let (k, t) = s.next();
+        let o = if eval { Some(&mut *out) } else { None };
+        late += engine.apply(&s.keys[k], 0, t, &s.inputs, o).is_err() as usize;
+    }
+    std::hint::black_box(late);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let entities: usize = std::env::var("NOWCAST_BENCH_ENTITIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let cfg = config();
+    let aggs = cfg.features.iter().map(|f| f.agg).collect();
+    let mut engine = Engine::new(cfg).unwrap();
+    let mut rng = Rng(42);
+    let keys = (0..entities)
+        .map(|_| format!("user-{:016x}", rng.next()))
+        .collect();
+    let per_day = EVENTS_PER_DAY * entities as f64;
+    let mut s = Stream {
+        rng,
+        keys,
+        clock: 1.7e12,
+        step: DAY as f64 / per_day,
+        inputs: vec![Input::Skip; 36],
+        aggs,
+    };
+    let mut out = Vec::new();
+    let warm = per_day as usize;
+    let warm_rate = run(&mut engine, &mut s, warm, false, &mut out);
+    println!(
+        "warm-up: {warm} events (1 simulated day) without evaluation: {warm_rate:.0} events/s"
+    );
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for r in 0..ROUNDS {
+        let a = run(&mut engine, &mut s, ROUND, true, &mut out);
+        let b = run(&mut engine, &mut s, ROUND, false, &mut out);
+        println!("round {r}: with evaluation {a:.0} events/s, without {b:.0} events/s");
+        with.push(a);
+        without.push(b);
+    }
+    println!(
+        "median apply + per-event evaluation (36 features): {:.0} events/s",
+        median(with)
+    );
+    println!(
+        "median apply without evaluation:                   {:.0} events/s",
+        median(without)
+    );
+    let n = engine.entities();
+    let mut c = Counter(0);
+    engine.write_snapshot(&mut c).unwrap();
+    println!(
+        "entities {n}; state_bytes/entity {:.0}; snapshot bytes/entity {:.0}",
+        engine.state_bytes() as f64 / n as f64,
+        c.0 as f64 / n as f64
+    );
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!("{line}");
+        }
+    }
+}

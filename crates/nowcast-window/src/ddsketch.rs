@@ -61,12 +61,6 @@ impl Mapping {
     }
 }
 
-/// Adds one value's code to a sorted bin list: returns `Ok(index)` of an existing bin to
-/// increment or `Err(pos)` to insert a new bin with count 1.
-pub(crate) fn locate(bins: &[Bin], code: i64) -> Result<usize, usize> {
-    bins.binary_search_by_key(&code, |b| b.code)
-}
-
 /// The representative value at 0-based rank `floor(q·(n−1))` of bins sorted by code
 /// (duplicate codes allowed); `None` when empty.
 pub(crate) fn quantile(sorted: &[Bin], q: f64, map: &Mapping) -> Option<f64> {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use nowcast_core::{FeatureValue, Millis};
 
-use crate::column::Column;
 use crate::eval::{self, PendingRow, PendingView, Scratch};
-use crate::state::{Entity, KeyHash, Plan, Tiles};
+use crate::state::{Entity, KeyHash, Plan};
+use crate::tile::Layout;
 use crate::{EngineConfig, Input, Late, WindowError};
 
 /// The window engine. See the crate docs for the exact semantics.
@@ -143,9 +143,10 @@ impl Engine {
         self.entities.len()
     }
 
-    /// Estimated heap bytes of entity state: for each entity, its key, its map slot (key +
-    /// state header, at the map's capacity) and every box/vector capacity it owns. Allocator
-    /// overhead is not included. O(entities).
+    /// Estimated heap bytes of entity state: the map's slots at its capacity (key pointer +
+    /// state header + control byte), and for each entity its key bytes and the capacity of
+    /// every box and vector it owns (per-source pending rows and inputs, per-window tile
+    /// arenas). Allocator overhead is not included. O(entities).
     pub fn state_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(Box<str>, Entity)>() + 1;
         self.entities.capacity() * slot
@@ -191,91 +192,66 @@ impl Ctx<'_> {
         st.newest = Some(newest);
         let wm = newest.saturating_sub(lateness);
         if time <= wm {
-            self.fold(entity, source, time, seq, inputs);
+            self.fold(&mut entity.groups, source, time, seq, inputs);
         } else {
             st.pending.push(PendingRow { time, seq });
+            st.inputs.reserve_exact(inputs.len());
             st.inputs.extend_from_slice(inputs);
         }
         self.fold_pending(entity, source, wm);
         for &g in &self.plan.source_groups[source] {
-            expire(&mut entity.groups[g], self.plan.groups[g].first_tile(wm));
+            Layout::expire(&mut entity.groups[g], self.plan.groups[g].first_tile(wm));
         }
         Ok(())
     }
 
-    /// Folds pending rows of `source` at or before `wm` into tiles.
+    /// Folds pending rows of `source` at or before `wm` into tiles (compacting in place).
     fn fold_pending(&mut self, entity: &mut Entity, source: usize, wm: Millis) {
-        let st = &mut entity.sources[source];
+        let Entity { sources, groups } = entity;
+        let st = &mut sources[source];
         if !st.pending.iter().any(|r| r.time <= wm) {
             return;
         }
-        let rows = std::mem::take(&mut st.pending);
-        let inputs = std::mem::take(&mut st.inputs);
         let stride = self.plan.source_features[source].len();
-        let (mut keep_rows, mut keep_inputs) = (Vec::new(), Vec::new());
-        for (j, r) in rows.iter().enumerate() {
-            let row_inputs = &inputs[j * stride..(j + 1) * stride];
+        let mut kept = 0;
+        for j in 0..st.pending.len() {
+            let r = st.pending[j];
             if r.time <= wm {
-                self.fold(entity, source, r.time, r.seq, row_inputs);
+                self.fold(
+                    groups,
+                    source,
+                    r.time,
+                    r.seq,
+                    &st.inputs[j * stride..(j + 1) * stride],
+                );
             } else {
-                keep_rows.push(*r);
-                keep_inputs.extend_from_slice(row_inputs);
+                st.pending[kept] = r;
+                st.inputs
+                    .copy_within(j * stride..(j + 1) * stride, kept * stride);
+                kept += 1;
             }
         }
-        let st = &mut entity.sources[source];
-        st.pending = keep_rows;
-        st.inputs = keep_inputs;
+        st.pending.truncate(kept);
+        st.inputs.truncate(kept * stride);
     }
 
     /// Folds one event into the tiles of every group of `source`.
-    fn fold(&self, entity: &mut Entity, source: usize, time: Millis, seq: u64, inputs: &[Input]) {
+    fn fold(
+        &self,
+        groups: &mut [Vec<u64>],
+        source: usize,
+        time: Millis,
+        seq: u64,
+        inputs: &[Input],
+    ) {
         for &g in &self.plan.source_groups[source] {
             let group = &self.plan.groups[g];
-            let tiles = entity.groups[g].get_or_insert_with(|| {
-                Box::new(Tiles {
-                    ks: Vec::new(),
-                    cols: group
-                        .features
-                        .iter()
-                        .map(|&f| Column::new(&self.config.features[f].agg))
-                        .collect(),
-                })
-            });
-            let k = time.div_euclid(group.hop);
-            let i = match tiles.ks.last() {
-                Some(&last) if last == k => tiles.ks.len() - 1,
-                _ => match tiles.ks.binary_search(&k) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        tiles.ks.insert(i, k);
-                        tiles.cols.iter_mut().for_each(|c| c.insert_tile(i));
-                        i
-                    }
-                },
-            };
-            for (c, col) in tiles.cols.iter_mut().enumerate() {
-                let f = group.features[c];
-                col.add(
-                    i,
-                    time,
-                    seq,
-                    inputs[group.input_pos[c]],
-                    &self.config.features[f].agg,
-                );
+            let words = &mut groups[g];
+            let off = group.layout.tile(words, time.div_euclid(group.hop));
+            for (slot, &pos) in group.layout.slots.iter().zip(&group.input_pos) {
+                group.layout.add(words, off, slot, time, seq, inputs[pos]);
             }
         }
-    }
-}
-
-/// Drops tiles before `first` (no longer in any window at `t >= watermark`).
-fn expire(slot: &mut Option<Box<Tiles>>, first: i64) {
-    let Some(tiles) = slot else { return };
-    let n = tiles.ks.partition_point(|&k| k < first);
-    if n == tiles.ks.len() {
-        *slot = None;
-    } else if n > 0 {
-        tiles.ks.drain(..n);
-        tiles.cols.iter_mut().for_each(|c| c.drop_front(n));
     }
 }
 
@@ -295,27 +271,23 @@ pub(crate) fn evaluate_entity(
         let lateness = config.sources[g.source].allowed_lateness;
         let tf = src.newest.map_or(t, |n| t.max(n.saturating_sub(lateness)));
         let first = g.first_tile(tf);
-        let tiles = entity.groups[gi].as_deref();
-        let i0 = tiles.map_or(0, |t| t.ks.partition_point(|&k| k < first));
-        let mut view = PendingView {
+        let view = PendingView {
             rows: &src.pending,
             inputs: &src.inputs,
             stride: plan.source_features[g.source].len(),
-            pos: 0,
             lo: first.saturating_mul(g.hop),
             hi: tf,
         };
-        for (c, &f) in g.features.iter().enumerate() {
-            view.pos = g.input_pos[c];
-            let col = tiles.map(|t| (&t.cols[c], i0));
-            eval::evaluate(
-                col,
-                &view,
-                &config.features[f].agg,
-                tf,
-                scratch,
-                &mut out[f],
-            );
-        }
+        eval::evaluate_group(
+            &g.layout,
+            &entity.groups[gi],
+            first,
+            &g.input_pos,
+            &g.features,
+            &view,
+            tf,
+            scratch,
+            out,
+        );
     }
 }

@@ -1,22 +1,15 @@
-//! Evaluation of one feature at one time: merge the partial aggregates of the tiles inside
-//! the window with the raw pending rows inside it, then finish into a [`FeatureValue`].
-//! Scratch buffers are reused across calls so the per-event path does not allocate.
+//! Evaluation of one window group at one time: a single pass over the group's tiles inside
+//! the window (tile-major, one accumulator per feature), then the raw pending rows inside it,
+//! then each accumulator is finished into a [`FeatureValue`]. Scratch buffers are reused so
+//! the per-event path does not allocate.
 
 use nowcast_core::{FeatureValue, Millis};
 
-use crate::column::{distinct_hash, num, present, Cell, Column};
-use crate::ddsketch::{self, Bin, Mapping};
+use crate::ddsketch::{self, Bin};
 use crate::hll::{self, DENSE_WORDS, SPARSE_MAX};
+use crate::input::{distinct_hash, num, present, Cell};
+use crate::tile::{cell_at, elem_words, Layout, Slot};
 use crate::{Aggregation, Input};
-
-/// Reusable buffers for evaluation.
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    hashes: Vec<u64>,
-    words: Vec<u64>,
-    bins: Vec<Bin>,
-    cells: Vec<Cell>,
-}
 
 /// A raw event not yet folded into tiles (newer than its source's watermark).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,39 +18,44 @@ pub(crate) struct PendingRow {
     pub(crate) seq: u64,
 }
 
-/// The pending rows of one source seen through one feature: rows with `lo <= time <= hi`,
-/// and that feature's input (position `pos` of each row's `stride` inputs).
+/// The pending rows of one source restricted to `lo <= time <= hi`; each row has `stride`
+/// inputs.
 pub(crate) struct PendingView<'a> {
     pub(crate) rows: &'a [PendingRow],
     pub(crate) inputs: &'a [Input],
     pub(crate) stride: usize,
-    pub(crate) pos: usize,
     pub(crate) lo: Millis,
     pub(crate) hi: Millis,
 }
 
-impl PendingView<'_> {
-    fn iter(&self) -> impl Iterator<Item = (Millis, u64, Input)> + '_ {
-        self.rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| self.lo <= r.time && r.time <= self.hi)
-            .map(|(j, r)| (r.time, r.seq, self.inputs[j * self.stride + self.pos]))
-    }
-
-    fn nums(&self) -> impl Iterator<Item = (Millis, u64, f64)> + '_ {
-        self.iter()
-            .filter_map(|(t, s, i)| num(i).map(|x| (t, s, x)))
-    }
+#[derive(Debug, Clone, Copy)]
+enum Acc {
+    Sum(f64),
+    Mean(f64, f64),
+    Min(f64),
+    Max(f64),
+    Std([f64; 3]),
+    Last(Cell),
+    Newest(Millis),
+    Var,
 }
 
-macro_rules! tail {
-    ($col:expr, $var:ident) => {
-        match $col {
-            Some((Column::$var(v), i0)) => &v[i0..],
-            _ => &[],
-        }
-    };
+/// Variable-size accumulator buffers of one feature.
+#[derive(Debug, Default)]
+struct VarBuf {
+    hashes: Vec<u64>,
+    dense: Vec<u64>,
+    is_dense: bool,
+    bins: Vec<Bin>,
+    cells: Vec<Cell>,
+    pending: Vec<Cell>,
+}
+
+/// Reusable buffers for evaluation.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    accs: Vec<Acc>,
+    bufs: Vec<VarBuf>,
 }
 
 /// Chan et al. merge of (count, mean, M2) states.
@@ -77,177 +75,250 @@ fn merge_moments(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     ]
 }
 
-/// Writes the value of a feature into `out`, reusing a list allocation already there.
-pub(crate) fn evaluate(
-    col: Option<(&Column, usize)>,
+fn init(slot: &Slot, buf: &mut VarBuf) -> Acc {
+    match slot.agg {
+        Aggregation::Count | Aggregation::Sum | Aggregation::DecayedSum { .. } => Acc::Sum(0.0),
+        Aggregation::Mean => Acc::Mean(0.0, 0.0),
+        Aggregation::Min => Acc::Min(f64::INFINITY),
+        Aggregation::Max => Acc::Max(f64::NEG_INFINITY),
+        Aggregation::StdDev => Acc::Std([0.0; 3]),
+        Aggregation::Last => Acc::Last(Cell::EMPTY),
+        Aggregation::TimeSinceLast => Acc::Newest(Millis::MIN),
+        _ => {
+            buf.hashes.clear();
+            buf.is_dense = false;
+            buf.bins.clear();
+            buf.cells.clear();
+            buf.pending.clear();
+            Acc::Var
+        }
+    }
+}
+
+/// Evaluates the features of one group at `t` into `out[features[i]]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn evaluate_group(
+    layout: &Layout,
+    words: &[u64],
+    first: i64,
+    input_pos: &[usize],
+    features: &[usize],
     pending: &PendingView,
-    agg: &Aggregation,
     t: Millis,
     scratch: &mut Scratch,
-    out: &mut FeatureValue,
+    out: &mut [FeatureValue],
 ) {
-    let opt = |v: Option<f64>| v.map_or(FeatureValue::Null, FeatureValue::Num);
-    *out = match *agg {
-        Aggregation::Count => {
-            let n: f64 = tail!(col, Count).iter().sum();
-            FeatureValue::Num(n + pending.iter().filter(|p| present(p.2)).count() as f64)
-        }
-        Aggregation::Sum => {
-            let s: f64 = tail!(col, Sum).iter().sum();
-            FeatureValue::Num(s + pending.nums().map(|p| p.2).sum::<f64>())
-        }
-        Aggregation::Mean => {
-            let (mut n, mut s) = (0.0, 0.0);
-            for m in tail!(col, Mean) {
-                n += m[0];
-                s += m[1];
+    let n = layout.slots.len();
+    if scratch.bufs.len() < n {
+        scratch.bufs.resize_with(n, VarBuf::default);
+    }
+    scratch.accs.clear();
+    for (slot, buf) in layout.slots.iter().zip(scratch.bufs.iter_mut()) {
+        scratch.accs.push(init(slot, buf));
+    }
+    let accs = &mut scratch.accs[..];
+    let bufs = &mut scratch.bufs[..n];
+    let mut off = Layout::seek(words, first);
+    while off < words.len() {
+        let total = words[off + 1] as usize;
+        let tile = &words[off..off + total];
+        let mut p = layout.var_start;
+        for ((slot, acc), buf) in layout
+            .slots
+            .iter()
+            .zip(accs.iter_mut())
+            .zip(bufs.iter_mut())
+        {
+            if slot.var {
+                let len = tile[p] as usize;
+                let data = &tile[p + 1..p + 1 + len * elem_words(&slot.agg)];
+                p += 1 + data.len();
+                merge_var(slot, buf, data);
+            } else {
+                merge_fixed(slot, acc, &tile[slot.at..], t);
             }
-            for (_, _, x) in pending.nums() {
-                n += 1.0;
-                s += x;
+        }
+        off += total;
+    }
+    for (j, r) in pending.rows.iter().enumerate() {
+        if r.time < pending.lo || r.time > pending.hi {
+            continue;
+        }
+        let row = &pending.inputs[j * pending.stride..(j + 1) * pending.stride];
+        for (i, slot) in layout.slots.iter().enumerate() {
+            add_raw(slot, &mut accs[i], &mut bufs[i], r, row[input_pos[i]], t);
+        }
+    }
+    for (i, slot) in layout.slots.iter().enumerate() {
+        finish(slot, accs[i], &mut bufs[i], t, &mut out[features[i]]);
+    }
+}
+
+fn merge_fixed(slot: &Slot, acc: &mut Acc, w: &[u64], t: Millis) {
+    let g = |i: usize| f64::from_bits(w[i]);
+    match (acc, slot.agg) {
+        (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
+            let m = w[0] as i64;
+            if m != Millis::MIN {
+                *s += g(1) * (-((t as f64 - m as f64) / half_life as f64)).exp2();
             }
-            opt((n > 0.0).then(|| s / n))
         }
-        Aggregation::Min => {
-            let m = tail!(col, Min).iter().fold(f64::INFINITY, |a, &b| a.min(b));
-            let m = pending.nums().fold(m, |a, p| a.min(p.2));
-            opt((m != f64::INFINITY).then_some(m))
+        (Acc::Sum(s), _) => *s += g(0),
+        (Acc::Mean(n, s), _) => {
+            *n += g(0);
+            *s += g(1);
         }
-        Aggregation::Max => {
-            let m = tail!(col, Max)
-                .iter()
-                .fold(f64::NEG_INFINITY, |a, &b| a.max(b));
-            let m = pending.nums().fold(m, |a, p| a.max(p.2));
-            opt((m != f64::NEG_INFINITY).then_some(m))
-        }
-        Aggregation::StdDev => {
-            let mut acc = tail!(col, StdDev)
-                .iter()
-                .fold([0.0; 3], |a, &b| merge_moments(a, b));
-            for (_, _, x) in pending.nums() {
-                acc = merge_moments(acc, [1.0, x, 0.0]);
+        (Acc::Min(m), _) => *m = m.min(g(0)),
+        (Acc::Max(m), _) => *m = m.max(g(0)),
+        (Acc::Std(a), _) => *a = merge_moments(*a, [g(0), g(1), g(2)]),
+        (Acc::Last(c), _) => {
+            let o = Cell {
+                time: w[0] as i64,
+                seq: w[1],
+                value: g(2),
+            };
+            if o.newer_than(c) {
+                *c = o;
             }
-            opt((acc[0] > 0.0).then(|| (acc[2].max(0.0) / acc[0]).sqrt()))
         }
-        Aggregation::Last => {
-            let mut best = tail!(col, Last)
-                .iter()
-                .fold(Cell::EMPTY, |a, b| newest(a, *b));
-            for (time, seq, value) in pending.nums() {
-                best = newest(best, Cell { time, seq, value });
-            }
-            opt((best.seq != 0).then_some(best.value))
-        }
-        Aggregation::TimeSinceLast => {
-            let m = tail!(col, TimeSinceLast)
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(Millis::MIN);
-            let m = pending
-                .iter()
-                .filter(|p| present(p.2))
-                .fold(m, |a, p| a.max(p.0));
-            opt((m != Millis::MIN).then(|| (t as f64 - m as f64) / 1000.0))
-        }
-        Aggregation::DecayedSum { half_life } => {
-            let hl = half_life as f64;
-            let decay = |m: Millis| (-((t as f64 - m as f64) / hl)).exp2();
-            let mut s = 0.0;
-            for &(m, v) in tail!(col, Decayed) {
-                if m != Millis::MIN {
-                    s += v * decay(m);
+        (Acc::Newest(m), _) => *m = (*m).max(w[0] as i64),
+        (Acc::Var, _) => {}
+    }
+}
+
+fn merge_var(slot: &Slot, buf: &mut VarBuf, data: &[u64]) {
+    match slot.agg {
+        Aggregation::DistinctCount => {
+            if data.len() == DENSE_WORDS {
+                if !buf.is_dense {
+                    buf.dense.clear();
+                    buf.dense.resize(DENSE_WORDS, 0);
+                    buf.is_dense = true;
                 }
+                hll::dense_merge(&mut buf.dense, data);
+            } else {
+                buf.hashes.extend_from_slice(data);
             }
-            for (e, _, x) in pending.nums() {
-                s += x * decay(e);
-            }
-            FeatureValue::Num(s)
         }
-        Aggregation::DistinctCount => distinct(col, pending, scratch),
-        Aggregation::Quantile {
-            q,
-            relative_accuracy,
-        } => {
-            let map = Mapping::new(relative_accuracy);
-            let bins = &mut scratch.bins;
-            bins.clear();
-            if let Some((Column::Quantile(s), i0)) = col {
-                bins.extend_from_slice(s.tail(i0));
-            }
-            bins.extend(pending.nums().map(|p| Bin {
-                code: map.code(p.2),
-                count: 1,
+        Aggregation::Quantile { .. } => {
+            buf.bins.extend(data.chunks_exact(2).map(|b| Bin {
+                code: b[0] as i64,
+                count: b[1],
             }));
-            bins.sort_unstable_by_key(|b| b.code);
-            opt(ddsketch::quantile(bins, q, &map))
         }
         Aggregation::LastN(n) => {
-            let cells = &mut scratch.cells;
-            cells.clear();
-            if let Some((Column::LastN(s), i0)) = col {
-                cells.extend_from_slice(s.tail(i0));
+            // Tiles come oldest first and never overlap in time: keep cells ascending and
+            // only the newest n.
+            let len = data.len() / 3;
+            buf.cells.extend((0..len).rev().map(|i| cell_at(data, i)));
+            if buf.cells.len() > n {
+                let cut = buf.cells.len() - n;
+                buf.cells.drain(..cut);
             }
-            cells.extend(
-                pending
-                    .nums()
-                    .map(|(time, seq, value)| Cell { time, seq, value }),
-            );
-            cells.sort_unstable_by_key(|c| std::cmp::Reverse((c.time, c.seq)));
+        }
+        _ => {}
+    }
+}
+
+fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, r: &PendingRow, input: Input, t: Millis) {
+    match slot.agg {
+        Aggregation::Count => {
+            if let (Acc::Sum(s), true) = (&mut *acc, present(input)) {
+                *s += 1.0;
+            }
+            return;
+        }
+        Aggregation::TimeSinceLast => {
+            if let (Acc::Newest(m), true) = (&mut *acc, present(input)) {
+                *m = (*m).max(r.time);
+            }
+            return;
+        }
+        Aggregation::DistinctCount => {
+            buf.hashes.extend(distinct_hash(input));
+            return;
+        }
+        _ => {}
+    }
+    let Some(x) = num(input) else { return };
+    match (acc, slot.agg) {
+        (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
+            *s += x * (-((t as f64 - r.time as f64) / half_life as f64)).exp2();
+        }
+        (Acc::Sum(s), _) => *s += x,
+        (Acc::Mean(n, s), _) => {
+            *n += 1.0;
+            *s += x;
+        }
+        (Acc::Min(m), _) => *m = m.min(x),
+        (Acc::Max(m), _) => *m = m.max(x),
+        (Acc::Std(a), _) => *a = merge_moments(*a, [1.0, x, 0.0]),
+        (Acc::Last(c), _) => {
+            let o = Cell {
+                time: r.time,
+                seq: r.seq,
+                value: x,
+            };
+            if o.newer_than(c) {
+                *c = o;
+            }
+        }
+        (Acc::Var, Aggregation::Quantile { .. }) => buf.bins.push(Bin {
+            code: slot.map.code(x),
+            count: 1,
+        }),
+        (Acc::Var, Aggregation::LastN(_)) => buf.pending.push(Cell {
+            time: r.time,
+            seq: r.seq,
+            value: x,
+        }),
+        _ => {}
+    }
+}
+
+fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, t: Millis, out: &mut FeatureValue) {
+    let opt = |v: Option<f64>| v.map_or(FeatureValue::Null, FeatureValue::Num);
+    *out = match (acc, slot.agg) {
+        (Acc::Sum(s), _) => FeatureValue::Num(s),
+        (Acc::Mean(n, s), _) => opt((n > 0.0).then(|| s / n)),
+        (Acc::Min(m), _) => opt((m != f64::INFINITY).then_some(m)),
+        (Acc::Max(m), _) => opt((m != f64::NEG_INFINITY).then_some(m)),
+        (Acc::Std(a), _) => opt((a[0] > 0.0).then(|| (a[2].max(0.0) / a[0]).sqrt())),
+        (Acc::Last(c), _) => opt((c.seq != 0).then_some(c.value)),
+        (Acc::Newest(m), _) => opt((m != Millis::MIN).then(|| (t as f64 - m as f64) / 1000.0)),
+        (Acc::Var, Aggregation::DistinctCount) => FeatureValue::Num(distinct(buf)),
+        (Acc::Var, Aggregation::Quantile { q, .. }) => {
+            buf.bins.sort_unstable_by_key(|b| b.code);
+            opt(ddsketch::quantile(&buf.bins, q, &slot.map))
+        }
+        (Acc::Var, Aggregation::LastN(n)) => {
+            // Pending rows are all newer than every tile (tiles hold only events <= watermark).
+            buf.pending.sort_unstable_by_key(|c| (c.time, c.seq));
             let mut list = match std::mem::replace(out, FeatureValue::Null) {
                 FeatureValue::List(l) => l,
                 _ => Vec::with_capacity(n),
             };
             list.clear();
-            list.extend(cells.iter().take(n).map(|c| c.value));
+            let newest_first = buf.pending.iter().rev().chain(buf.cells.iter().rev());
+            list.extend(newest_first.take(n).map(|c| c.value));
             FeatureValue::List(list)
         }
+        (Acc::Var, _) => FeatureValue::Null,
     };
 }
 
-fn newest(a: Cell, b: Cell) -> Cell {
-    if b.newer_than(&a) {
-        b
-    } else {
-        a
-    }
-}
-
-fn distinct(
-    col: Option<(&Column, usize)>,
-    pending: &PendingView,
-    scratch: &mut Scratch,
-) -> FeatureValue {
-    let Scratch { hashes, words, .. } = scratch;
-    hashes.clear();
-    let mut dense = false;
-    if let Some((Column::Distinct(s), i0)) = col {
-        for i in i0..s.ends.len() {
-            let seg = s.seg(i);
-            if seg.len() == DENSE_WORDS {
-                if !dense {
-                    words.clear();
-                    words.resize(DENSE_WORDS, 0);
-                    dense = true;
-                }
-                hll::dense_merge(words, seg);
-            } else {
-                hashes.extend_from_slice(seg);
-            }
+fn distinct(buf: &mut VarBuf) -> f64 {
+    if !buf.is_dense {
+        buf.hashes.sort_unstable();
+        buf.hashes.dedup();
+        if buf.hashes.len() <= SPARSE_MAX {
+            return buf.hashes.len() as f64;
         }
+        buf.dense.clear();
+        buf.dense.resize(DENSE_WORDS, 0);
     }
-    hashes.extend(pending.iter().filter_map(|p| distinct_hash(p.2)));
-    if !dense {
-        hashes.sort_unstable();
-        hashes.dedup();
-        if hashes.len() <= SPARSE_MAX {
-            return FeatureValue::Num(hashes.len() as f64);
-        }
-        words.clear();
-        words.resize(DENSE_WORDS, 0);
+    for &h in buf.hashes.iter() {
+        hll::dense_add(&mut buf.dense, h);
     }
-    for &h in hashes.iter() {
-        hll::dense_add(words, h);
-    }
-    FeatureValue::Num(hll::estimate(words))
+    hll::estimate(&buf.dense)
 }

@@ -48,27 +48,50 @@
 //! - `TimeSinceLast`: `(t − newest event time in the window)` in seconds; `Null` if empty.
 //! - `DecayedSum { half_life }`: `Σ v·2^(−(t−e)/half_life)`; 0 if empty.
 //!
-//! **Memory.** Per (entity, window) the engine keeps only non-empty tiles, sorted, at most
-//! `ceil(W/H)+1` of them, plus the raw pending rows of each (entity, source) (none when the
+//! **Memory.** Features sharing (source, duration, hop) share one tile index. Per (entity,
+//! window) the engine keeps only non-empty tiles, sorted, in ONE contiguous `Vec<u64>` (see the
+//! `tile` module for the layout), at most `ceil(W/H)+1` of them, plus the raw pending rows of each (entity, source) (none when the
 //! allowed lateness is 0). `LastN` keeps at most N values per tile; distinct sets and quantile
 //! sketches are sparse while small. [`Hop::Exact`] is a 1 ms hop: memory grows with the
 //! events in the window.
 //!
 //! Event times are epoch milliseconds; arithmetic saturates, but times within a few windows of
 //! `i64::MIN`/`i64::MAX` are not meaningful.
+//!
+//! # Example
+//! ```
+//! use nowcast_window::*;
+//! let config = EngineConfig {
+//!     sources: vec![SourceDef { name: "tx".into(), allowed_lateness: 5_000 }],
+//!     features: vec![FeatureDef {
+//!         name: "amount_sum_1h".into(),
+//!         source: 0,
+//!         agg: Aggregation::Sum,
+//!         window: Window { duration: 3_600_000, hop: Hop::Tiled(60_000) },
+//!     }],
+//! };
+//! let mut engine = Engine::new(config).unwrap();
+//! let mut features = Vec::new();
+//! engine.apply("card-1", 0, 1_000, &[Input::Num(12.5)], Some(&mut features)).unwrap();
+//! assert_eq!(features, vec![FeatureValue::Num(0.0)]); // the event itself is excluded
+//! engine.apply("card-1", 0, 2_000, &[Input::Num(7.5)], Some(&mut features)).unwrap();
+//! assert_eq!(features, vec![FeatureValue::Num(12.5)]);
+//! assert!(engine.evaluate("card-1", 2_000, &mut features));
+//! assert_eq!(features, vec![FeatureValue::Num(20.0)]);
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod column;
 mod config;
 mod ddsketch;
 mod engine;
 mod error;
 mod eval;
 mod hll;
-mod segmented;
+mod input;
 mod snapshot;
 mod state;
+mod tile;
 
 pub use config::{Aggregation, EngineConfig, FeatureDef, Hop, SourceDef, Window};
 pub use engine::Engine;

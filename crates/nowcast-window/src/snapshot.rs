@@ -4,7 +4,7 @@
 //! - header: magic `NCWS`, format version `u32`, configuration fingerprint `u64`, CRC-32 of
 //!   those 16 bytes;
 //! - body: arrival seq, entity count, then per entity its key, per source its newest time and
-//!   pending rows, per window group its tiles and one column of partial aggregates per feature;
+//!   pending rows, per window group its tile arena (see [`crate::tile`]) as words;
 //! - trailer: CRC-32 of the body.
 //!
 //! Reading checks magic, version, header CRC, fingerprint (in that order), then decodes the
@@ -13,11 +13,8 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
-use crate::column::{Cell, Column};
-use crate::ddsketch::Bin;
 use crate::eval::PendingRow;
-use crate::segmented::Segmented;
-use crate::state::{Entity, Tiles};
+use crate::state::Entity;
 use crate::{Engine, EngineConfig, Input, WindowError};
 
 const MAGIC: &[u8; 4] = b"NCWS";
@@ -47,27 +44,9 @@ impl<W: Write> Enc<W> {
     fn i64(&mut self, v: i64) -> Result<(), WindowError> {
         self.u64(v as u64)
     }
-    fn f64(&mut self, v: f64) -> Result<(), WindowError> {
-        self.u64(v.to_bits())
-    }
     fn len(&mut self, n: usize) -> Result<(), WindowError> {
         let n = u32::try_from(n).map_err(|_| WindowError::corrupt("length exceeds u32"))?;
         self.u32(n)
-    }
-    fn cell(&mut self, c: &Cell) -> Result<(), WindowError> {
-        self.i64(c.time)?;
-        self.u64(c.seq)?;
-        self.f64(c.value)
-    }
-    fn seg<T: Copy>(
-        &mut self,
-        s: &Segmented<T>,
-        mut each: impl FnMut(&mut Self, &T) -> Result<(), WindowError>,
-    ) -> Result<(), WindowError> {
-        for &e in &s.ends {
-            self.u32(e)?;
-        }
-        s.data.iter().try_for_each(|x| each(self, x))
     }
 }
 
@@ -178,40 +157,10 @@ fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity) -> Result<(), WindowErro
         }
     }
     for g in ent.groups.iter() {
-        let Some(t) = g else {
-            e.u8(0)?;
-            continue;
-        };
-        e.u8(1)?;
-        e.len(t.ks.len())?;
-        t.ks.iter().try_for_each(|&k| e.i64(k))?;
-        for c in t.cols.iter() {
-            write_column(e, c)?;
-        }
+        e.len(g.len())?;
+        g.iter().try_for_each(|&w| e.u64(w))?;
     }
     Ok(())
-}
-
-fn write_column<W: Write>(e: &mut Enc<W>, c: &Column) -> Result<(), WindowError> {
-    match c {
-        Column::Count(v) | Column::Sum(v) | Column::Min(v) | Column::Max(v) => {
-            v.iter().try_for_each(|&x| e.f64(x))
-        }
-        Column::Mean(v) => v.iter().flatten().try_for_each(|&x| e.f64(x)),
-        Column::StdDev(v) => v.iter().flatten().try_for_each(|&x| e.f64(x)),
-        Column::Last(v) => v.iter().try_for_each(|c| e.cell(c)),
-        Column::TimeSinceLast(v) => v.iter().try_for_each(|&x| e.i64(x)),
-        Column::Decayed(v) => v.iter().try_for_each(|&(m, s)| {
-            e.i64(m)?;
-            e.f64(s)
-        }),
-        Column::Distinct(s) => e.seg(s, |e, &h| e.u64(h)),
-        Column::LastN(s) => e.seg(s, |e, c| e.cell(c)),
-        Column::Quantile(s) => e.seg(s, |e, b| {
-            e.i64(b.code)?;
-            e.u64(b.count)
-        }),
-    }
 }
 
 struct Dec<R: Read> {
@@ -245,16 +194,6 @@ impl<R: Read> Dec<R> {
     fn i64(&mut self) -> Result<i64, WindowError> {
         Ok(self.u64()? as i64)
     }
-    fn f64(&mut self) -> Result<f64, WindowError> {
-        Ok(f64::from_bits(self.u64()?))
-    }
-    fn cell(&mut self) -> Result<Cell, WindowError> {
-        Ok(Cell {
-            time: self.i64()?,
-            seq: self.u64()?,
-            value: self.f64()?,
-        })
-    }
     fn vec<T>(
         &mut self,
         n: usize,
@@ -265,21 +204,6 @@ impl<R: Read> Dec<R> {
             v.push(each(self)?);
         }
         Ok(v)
-    }
-    fn seg<T: Copy>(
-        &mut self,
-        n: usize,
-        each: impl FnMut(&mut Self) -> Result<T, WindowError>,
-    ) -> Result<Segmented<T>, WindowError> {
-        let ends = self.vec(n, |d| d.u32())?;
-        if ends.windows(2).any(|w| w[0] > w[1]) {
-            return Err(WindowError::corrupt("segment ends decrease"));
-        }
-        let len = ends.last().map_or(0, |&e| e as usize);
-        let data = self.vec(len, each)?;
-        let s = Segmented { ends, data };
-        debug_assert!(s.is_consistent());
-        Ok(s)
     }
 }
 
@@ -321,52 +245,12 @@ fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, Windo
             return Err(WindowError::corrupt("pending rows without a newest time"));
         }
     }
-    for (g, slot) in ent.groups.iter_mut().enumerate() {
-        match d.u8()? {
-            0 => continue,
-            1 => {}
-            _ => return Err(WindowError::corrupt("bad group flag")),
-        }
+    for (g, words) in ent.groups.iter_mut().enumerate() {
         let n = d.u32()? as usize;
-        let ks = d.vec(n, |d| d.i64())?;
-        if n == 0 || ks.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(WindowError::corrupt("tile indices empty or not increasing"));
+        *words = d.vec(n, |d| d.u64())?;
+        if !plan.groups[g].layout.is_valid(words) {
+            return Err(WindowError::corrupt("tile arena structure is invalid"));
         }
-        let group = &plan.groups[g];
-        let mut cols = Vec::with_capacity(group.features.len());
-        for &f in &group.features {
-            cols.push(read_column(
-                d,
-                Column::new(&engine.config.features[f].agg),
-                n,
-            )?);
-        }
-        *slot = Some(Box::new(Tiles {
-            ks,
-            cols: cols.into(),
-        }));
     }
     Ok(ent)
-}
-
-fn read_column<R: Read>(d: &mut Dec<R>, c: Column, n: usize) -> Result<Column, WindowError> {
-    Ok(match c {
-        Column::Count(_) => Column::Count(d.vec(n, |d| d.f64())?),
-        Column::Sum(_) => Column::Sum(d.vec(n, |d| d.f64())?),
-        Column::Min(_) => Column::Min(d.vec(n, |d| d.f64())?),
-        Column::Max(_) => Column::Max(d.vec(n, |d| d.f64())?),
-        Column::Mean(_) => Column::Mean(d.vec(n, |d| Ok([d.f64()?, d.f64()?]))?),
-        Column::StdDev(_) => Column::StdDev(d.vec(n, |d| Ok([d.f64()?, d.f64()?, d.f64()?]))?),
-        Column::Last(_) => Column::Last(d.vec(n, |d| d.cell())?),
-        Column::TimeSinceLast(_) => Column::TimeSinceLast(d.vec(n, |d| d.i64())?),
-        Column::Decayed(_) => Column::Decayed(d.vec(n, |d| Ok((d.i64()?, d.f64()?)))?),
-        Column::Distinct(_) => Column::Distinct(d.seg(n, |d| d.u64())?),
-        Column::LastN(_) => Column::LastN(d.seg(n, |d| d.cell())?),
-        Column::Quantile(_) => Column::Quantile(d.seg(n, |d| {
-            Ok(Bin {
-                code: d.i64()?,
-                count: d.u64()?,
-            })
-        })?),
-    })
 }

@@ -5,8 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 
 use nowcast_core::Millis;
 
-use crate::column::Column;
 use crate::eval::PendingRow;
+use crate::tile::Layout;
 use crate::{EngineConfig, Input};
 
 /// Features sharing a source and a window shape.
@@ -19,6 +19,8 @@ pub(crate) struct Group {
     pub(crate) features: Vec<usize>,
     /// For each feature, its position in the source's inputs.
     pub(crate) input_pos: Vec<usize>,
+    /// Tile layout of the group's features.
+    pub(crate) layout: Layout,
 }
 
 impl Group {
@@ -65,6 +67,7 @@ impl Plan {
                         hop: h,
                         features: Vec::new(),
                         input_pos: Vec::new(),
+                        layout: Layout::new(&[]),
                     });
                     source_groups[def.source].push(groups.len() - 1);
                     groups.len() - 1
@@ -72,6 +75,10 @@ impl Plan {
             };
             groups[g].features.push(f);
             groups[g].input_pos.push(pos);
+        }
+        for g in &mut groups {
+            let aggs: Vec<_> = g.features.iter().map(|&f| config.features[f].agg).collect();
+            g.layout = Layout::new(&aggs);
         }
         Plan {
             source_features,
@@ -92,26 +99,19 @@ pub(crate) struct SourceState {
     pub(crate) inputs: Vec<Input>,
 }
 
-/// The tiles of one group: sorted tile indices and one column per feature.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Tiles {
-    pub(crate) ks: Vec<i64>,
-    pub(crate) cols: Box<[Column]>,
-}
-
 /// Everything kept for one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entity {
     pub(crate) sources: Box<[SourceState]>,
-    /// `None` while a group has no tiles.
-    pub(crate) groups: Box<[Option<Box<Tiles>>]>,
+    /// Per window group, its tile arena (see [`crate::tile`]); empty while it has no tiles.
+    pub(crate) groups: Box<[Vec<u64>]>,
 }
 
 impl Entity {
     pub(crate) fn new(plan: &Plan) -> Entity {
         Entity {
             sources: vec![SourceState::default(); plan.source_features.len()].into(),
-            groups: vec![None; plan.groups.len()].into(),
+            groups: vec![Vec::new(); plan.groups.len()].into(),
         }
     }
 
@@ -122,11 +122,8 @@ impl Entity {
             b += s.pending.capacity() * std::mem::size_of::<PendingRow>()
                 + s.inputs.capacity() * std::mem::size_of::<Input>();
         }
-        for t in self.groups.iter().flatten() {
-            b += std::mem::size_of::<Tiles>()
-                + t.ks.capacity() * 8
-                + std::mem::size_of_val(&*t.cols)
-                + t.cols.iter().map(Column::heap_bytes).sum::<usize>();
+        for g in self.groups.iter() {
+            b += g.capacity() * 8;
         }
         b
     }
