@@ -7,7 +7,7 @@
 //! engine snapshot (its own versioned, checksummed format).
 
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use nowcast_window::{Engine, EngineConfig};
@@ -36,46 +36,56 @@ pub fn path(state_dir: &Path, partition: u32) -> PathBuf {
     state_dir.join(format!("p-{partition:04}.ckpt"))
 }
 
-/// Writes a checkpoint atomically.
-pub fn write(
+/// Encodes a checkpoint (header + engine snapshot) into memory. This is the only part that
+/// needs the engine, so the engine lock is held just for a memory copy.
+pub fn encode(pos: &Position, engine: &Engine) -> Result<Vec<u8>, PipelineError> {
+    let mut out = Vec::with_capacity(engine.entities() * 512 + 128);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(pos.offsets.len() as u32).to_le_bytes());
+    for o in &pos.offsets {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    for l in &pos.output_lens {
+        out.extend_from_slice(&l.to_le_bytes());
+    }
+    out.extend_from_slice(&pos.processed.to_le_bytes());
+    out.extend_from_slice(&pos.stream_time.to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    engine
+        .write_snapshot(&mut out)
+        .map_err(|e| PipelineError::State(format!("encoding the checkpoint: {e}")))?;
+    Ok(out)
+}
+
+/// Makes an encoded checkpoint durable: fsyncs the output files it refers to (so the lengths
+/// it records are on disk), writes it to a temporary file, fsyncs, renames it over the previous
+/// checkpoint and fsyncs the directory. A crash at any point leaves the previous checkpoint or
+/// this one, never a mix.
+pub fn persist(
     state_dir: &Path,
     partition: u32,
-    pos: &Position,
-    engine: &Engine,
-) -> Result<u64, PipelineError> {
+    bytes: &[u8],
+    outputs: &[PathBuf],
+) -> Result<(), PipelineError> {
+    for p in outputs {
+        let f = File::open(p).map_err(|e| PipelineError::io(p, e))?;
+        f.sync_data().map_err(|e| PipelineError::io(p, e))?;
+    }
     fs::create_dir_all(state_dir).map_err(|e| PipelineError::io(state_dir, e))?;
     let final_path = path(state_dir, partition);
     let tmp = final_path.with_extension("ckpt.tmp");
     let io = |e| PipelineError::io(&tmp, e);
-    let file = File::create(&tmp).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    let mut header = Vec::with_capacity(64);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&(pos.offsets.len() as u32).to_le_bytes());
-    for o in &pos.offsets {
-        header.extend_from_slice(&o.to_le_bytes());
-    }
-    for l in &pos.output_lens {
-        header.extend_from_slice(&l.to_le_bytes());
-    }
-    header.extend_from_slice(&pos.processed.to_le_bytes());
-    header.extend_from_slice(&pos.stream_time.to_le_bytes());
-    let crc = crc32fast::hash(&header);
-    header.extend_from_slice(&crc.to_le_bytes());
-    w.write_all(&header).map_err(io)?;
-    engine
-        .write_snapshot(&mut w)
-        .map_err(|e| PipelineError::State(format!("{}: {e}", tmp.display())))?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    let bytes = file.metadata().map_err(io)?.len();
+    let mut file = File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
     fs::rename(&tmp, &final_path).map_err(|e| PipelineError::io(&final_path, e))?;
     if let Ok(dir) = File::open(state_dir) {
         let _ = dir.sync_all();
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// Reads a partition's checkpoint; `Ok(None)` when there is none yet.

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod checkpointer;
 pub mod decode;
 pub mod gen;
 pub mod json;

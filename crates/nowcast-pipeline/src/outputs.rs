@@ -73,6 +73,21 @@ impl OutFile {
         Ok(self.len)
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far (flushed or not).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Flushes to the OS without fsync (so readers see complete lines promptly).
     pub fn flush(&mut self) -> Result<(), PipelineError> {
         self.writer
@@ -127,6 +142,21 @@ impl PartitionOutputs {
             }
         }
         Ok(lens)
+    }
+
+    /// Flushes every file to the OS and returns their lengths and paths; a later fsync of
+    /// those paths makes at least these lengths durable.
+    pub fn flush_for_checkpoint(&mut self) -> Result<([u64; 4], Vec<PathBuf>), PipelineError> {
+        let mut lens = [0; 4];
+        let mut paths = Vec::new();
+        for (i, f) in self.files.iter_mut().enumerate() {
+            if let Some(f) = f {
+                f.flush()?;
+                lens[i] = f.len();
+                paths.push(f.path().to_path_buf());
+            }
+        }
+        Ok((lens, paths))
     }
 
     /// Flushes every file to the OS.

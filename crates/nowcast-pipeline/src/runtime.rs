@@ -103,6 +103,8 @@ pub struct Report {
     pub rejected_by_reason: std::collections::BTreeMap<String, u64>,
     /// Seconds since start.
     pub elapsed_s: f64,
+    /// Seconds spent writing the final checkpoint after processing ended.
+    pub final_checkpoint_s: f64,
     /// events_in / elapsed_s.
     pub throughput_eps: f64,
     /// Event time → prediction, milliseconds.
@@ -310,7 +312,16 @@ impl Runtime {
     pub fn report(&self) -> Report {
         let st = &self.shared.stats;
         let total = st.total.lock().clone();
-        let elapsed = self.started.elapsed().as_secs_f64();
+        // Processing time: until the last worker finished (the final checkpoint is reported
+        // separately), or until now while running.
+        let done = *st.done_at.lock();
+        let elapsed = done
+            .map_or_else(
+                || self.started.elapsed(),
+                |d| d.duration_since(self.started),
+            )
+            .as_secs_f64();
+        let final_checkpoint_s = done.map_or(0.0, |d| d.elapsed().as_secs_f64());
         let events_in = st.events_in.load(Ordering::Relaxed);
         let (entities, bytes) = self.state_summary();
         let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| {
@@ -339,6 +350,7 @@ impl Runtime {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             elapsed_s: elapsed,
+            final_checkpoint_s,
             throughput_eps: events_in as f64 / elapsed.max(1e-9),
             p50_ms: ms(&total.event_to_prediction, 0.5),
             p99_ms: ms(&total.event_to_prediction, 0.99),

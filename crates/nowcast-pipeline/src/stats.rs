@@ -92,6 +92,8 @@ pub struct Stats {
     pub total: Mutex<Latencies>,
     /// Latencies since the last [`Stats::take_interval`].
     pub interval: Mutex<Latencies>,
+    /// When the last worker finished processing (before its final checkpoint).
+    pub done_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl Stats {
@@ -106,6 +108,7 @@ impl Stats {
             newest_event: (0..sources).map(|_| AtomicI64::new(i64::MIN)).collect(),
             total: Mutex::new(Latencies::default()),
             interval: Mutex::new(Latencies::default()),
+            done_at: Mutex::new(None),
         }
     }
 
@@ -121,6 +124,13 @@ impl Stats {
     pub fn merge(&self, batch: &Latencies) {
         self.total.lock().add(batch);
         self.interval.lock().add(batch);
+    }
+
+    /// Records that a worker has finished processing.
+    pub fn mark_done(&self) {
+        let now = std::time::Instant::now();
+        let mut d = self.done_at.lock();
+        *d = Some(d.map_or(now, |t| t.max(now)));
     }
 
     /// Returns and clears the interval histograms.

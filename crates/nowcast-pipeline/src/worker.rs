@@ -15,6 +15,7 @@ use nowcast_log::{LogReader, RecordBatch, RecordRef};
 use nowcast_window::Late;
 
 use crate::checkpoint::{self, Position};
+use crate::checkpointer::{Checkpointer, Job};
 use crate::decode::Decoded;
 use crate::json::{JsonLine, PredictionLine};
 use crate::outputs::PartitionOutputs;
@@ -26,6 +27,9 @@ use crate::{now_ms, PipelineError};
 const POLL_MAX: usize = 512;
 /// Records applied per engine lock acquisition (keeps serving reads waiting ≤ ~100 µs).
 const LOCK_CHUNK: usize = 64;
+/// Latency histograms are merged into the shared ones this often (merging costs a pass over
+/// the histogram buckets, too much to do per batch).
+const MERGE_EVERY: Duration = Duration::from_millis(50);
 /// Eviction of idle entities runs each time a partition has processed this many more records.
 pub const EVICT_EVERY: u64 = 1 << 16;
 
@@ -74,7 +78,13 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
         lat: Latencies::default(),
     };
     let interval = Duration::from_millis(shared.spec.checkpoint_interval as u64);
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("nowcast-worker")
+        .replace("worker", "ckpt");
+    let checkpointer = Checkpointer::start(shared.state_dir.clone(), name);
     let mut last_ckpt = Instant::now();
+    let mut last_merge = Instant::now();
     let mut idle_rounds = 0u32;
     loop {
         let mut read = 0usize;
@@ -83,10 +93,20 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
                 read += process(&shared, task, source, &mut s)?;
             }
         }
-        if last_ckpt.elapsed() >= interval {
+        if last_merge.elapsed() >= MERGE_EVERY {
+            shared.stats.merge(&s.lat);
+            s.lat.reset();
+            last_merge = Instant::now();
+        }
+        checkpointer.check()?;
+        if last_ckpt.elapsed() >= interval && !checkpointer.busy() {
+            let started = Instant::now();
+            let mut parts = Vec::with_capacity(tasks.len());
             for task in tasks.iter_mut() {
-                checkpoint_task(&shared, task)?;
+                let (bytes, outputs) = encode_task(&shared, task)?;
+                parts.push((task.partition, bytes, outputs));
             }
+            checkpointer.submit(Job { parts, started });
             last_ckpt = Instant::now();
         }
         if shared.stop.load(Ordering::Acquire) {
@@ -105,21 +125,26 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
             idle_rounds = 0;
         }
     }
+    shared.stats.merge(&s.lat);
+    shared.stats.mark_done();
+    checkpointer.finish()?;
     for task in tasks.iter_mut() {
-        checkpoint_task(&shared, task)?;
+        let (bytes, outputs) = encode_task(&shared, task)?;
+        checkpoint::persist(&shared.state_dir, task.partition, &bytes, &outputs)?;
     }
     Ok(())
 }
 
-fn checkpoint_task(shared: &Shared, task: &mut PartitionTask) -> Result<(), PipelineError> {
-    let started = Instant::now();
-    task.pos.output_lens = task.outputs.sync()?;
+/// Flushes the task's outputs and encodes its checkpoint under the engine's read lock.
+fn encode_task(
+    shared: &Shared,
+    task: &mut PartitionTask,
+) -> Result<(Vec<u8>, Vec<std::path::PathBuf>), PipelineError> {
+    let (lens, outputs) = task.outputs.flush_for_checkpoint()?;
+    task.pos.output_lens = lens;
     task.pos.offsets = task.readers.iter().map(|r| r.position()).collect();
     let engine = shared.shards[task.partition as usize].read();
-    checkpoint::write(&shared.state_dir, task.partition, &task.pos, &engine)?;
-    metrics::histogram!("nowcast_checkpoint_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
-    Ok(())
+    Ok((checkpoint::encode(&task.pos, &engine)?, outputs))
 }
 
 /// Reads and processes one batch of `source` on the task's partition; returns records read.
@@ -240,7 +265,6 @@ fn process(
     let e2f = metrics::histogram!("nowcast_event_to_features_seconds");
     let e2p = metrics::histogram!("nowcast_event_to_prediction_seconds");
     let i2p = metrics::histogram!("nowcast_ingest_to_prediction_seconds");
-    s.lat.reset();
     for (i, meta) in s.metas.iter().enumerate() {
         s.line.clear();
         let row = &s.rows[i * n_inputs..(i + 1) * n_inputs];
@@ -273,7 +297,6 @@ fn process(
             .freshness
             .record(((emit - task.pos.stream_time).max(0) * 1000).max(1) as u64);
     }
-    shared.stats.merge(&s.lat);
     let before = task.pos.processed;
     task.pos.processed += n as u64;
     if before / EVICT_EVERY != task.pos.processed / EVICT_EVERY {
