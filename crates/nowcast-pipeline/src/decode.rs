@@ -110,7 +110,7 @@ pub struct Decoded {
     pub time: Millis,
     /// Event id, when the source has an id field and the record carries it.
     pub id: Option<String>,
-    /// One input per feature of the source, in the engine's order for the source.
+    /// One input per input column of the source, in column order (the engine's `inputs`).
     pub inputs: Vec<Input>,
     /// Request-time field values, in `model.request_fields` order (None when absent).
     pub request: Vec<Option<f64>>,
@@ -131,10 +131,17 @@ impl JsonDecoder {
         let key = slot(&src.key_field);
         let time = slot(&src.time_field);
         let id = src.id_field.as_deref().map(&mut slot);
-        let features = spec
+        // One slot per input column of the source (features sharing a column read the same
+        // field, kind and filter), in column order.
+        let mut columns: Vec<_> = spec
             .feature_inputs
             .iter()
             .filter(|f| f.source == source)
+            .collect();
+        columns.sort_by_key(|f| f.column);
+        columns.dedup_by_key(|f| f.column);
+        let features = columns
+            .into_iter()
             .map(|f| FeatureSlot {
                 field: f.field.as_deref().map(&mut slot),
                 kind: f.kind,

@@ -109,6 +109,9 @@ pub struct FeatureInput {
     pub kind: InputKind,
     /// Optional filter.
     pub filter: Option<Filter>,
+    /// The window engine's input column of the source: features with the same source, field,
+    /// kind and filter read one shared column.
+    pub column: usize,
 }
 
 /// The model definition.

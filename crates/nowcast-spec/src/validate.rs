@@ -555,15 +555,30 @@ impl Validator {
                 .filter
                 .as_ref()
                 .and_then(|flt| self.filter(&format!("{p}.filter"), flt, src_raw));
+            // Features with the same (source, field, kind, filter) share an input column.
+            let same = |x: &FeatureInput| {
+                x.source == source && x.field == field && x.kind == kind && x.filter == filter
+            };
+            let column = match inputs.iter().find(|x| same(x)) {
+                Some(x) => x.column,
+                None => inputs
+                    .iter()
+                    .filter(|x| x.source == source)
+                    .map(|x| x.column + 1)
+                    .max()
+                    .unwrap_or(0),
+            };
             inputs.push(FeatureInput {
                 source,
                 field,
                 kind,
                 filter,
+                column,
             });
             defs.push(FeatureDef {
                 name: f.name.clone(),
                 source,
+                column,
                 agg,
                 window: Window {
                     duration: window,

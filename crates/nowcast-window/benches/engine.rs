@@ -67,9 +67,12 @@ fn config() -> EngineConfig {
             Aggregation::DecayedSum { half_life: w / 4 },
         ];
         for (i, agg) in aggs.into_iter().enumerate() {
+            // Two input columns: the amount (0) and the merchant hash (1).
+            let column = matches!(agg, Aggregation::DistinctCount) as usize;
             features.push(FeatureDef {
                 name: format!("f{i}_{name}"),
                 source: 0,
+                column,
                 agg,
                 window: Window {
                     duration: w,
@@ -93,7 +96,6 @@ struct Stream {
     clock: f64,
     step: f64,
     inputs: Vec<Input>,
-    aggs: Vec<Aggregation>,
 }
 
 impl Stream {
@@ -104,12 +106,8 @@ impl Stream {
         let time = self.clock as i64 - self.rng.below(5_000) as i64;
         let amount = (self.rng.unit() * 6.0).exp() - 1.0;
         let merchant = self.rng.below(1_000);
-        for (slot, agg) in self.inputs.iter_mut().zip(&self.aggs) {
-            *slot = match agg {
-                Aggregation::DistinctCount => Input::Hash(merchant),
-                _ => Input::Num(amount),
-            };
-        }
+        self.inputs[0] = Input::Num(amount);
+        self.inputs[1] = Input::Hash(merchant);
         (key, time)
     }
 }
@@ -155,7 +153,6 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let cfg = config();
-    let aggs = cfg.features.iter().map(|f| f.agg).collect();
     let mut engine = Engine::new(cfg).unwrap();
     let mut rng = Rng(42);
     let keys = (0..entities)
@@ -167,8 +164,7 @@ fn main() {
         keys,
         clock: 1.7e12,
         step: DAY as f64 / per_day,
-        inputs: vec![Input::Skip; 36],
-        aggs,
+        inputs: vec![Input::Skip; 2],
     };
     let mut out = Vec::new();
     let warm = per_day as usize;

@@ -89,6 +89,11 @@ pub struct FeatureDef {
     pub name: String,
     /// Index into [`EngineConfig::sources`].
     pub source: usize,
+    /// Index of the input column of the source this feature reads (the position of its
+    /// [`Input`](crate::Input) in the slice passed to [`Engine::apply`](crate::Engine::apply)).
+    /// Features reading the same input share a column, whatever their aggregations; the
+    /// columns of a source must be `0..n` with every column read by at least one feature.
+    pub column: usize,
     /// What to compute.
     pub agg: Aggregation,
     /// Over which window.
@@ -122,6 +127,36 @@ impl EngineConfig {
         for f in &self.features {
             validate_feature(f, self.sources.len())?;
         }
+        for (si, s) in self.sources.iter().enumerate() {
+            let mut used = Vec::new();
+            let n = self.features.iter().filter(|f| f.source == si).count();
+            for f in self.features.iter().filter(|f| f.source == si) {
+                if f.column >= n {
+                    return Err(WindowError::feature(
+                        &f.name,
+                        format!(
+                            "input column {} is out of range: source `{}` has {n} features, so \
+                             at most {n} columns; number the columns densely from 0",
+                            f.column, s.name
+                        ),
+                    ));
+                }
+                if used.len() <= f.column {
+                    used.resize(f.column + 1, false);
+                }
+                used[f.column] = true;
+            }
+            if let Some(c) = used.iter().position(|u| !u) {
+                return Err(WindowError::InvalidSource {
+                    source_name: s.name.clone(),
+                    problem: format!(
+                        "input column {c} is read by no feature (columns 0..{} are used); \
+                         number the columns of a source densely from 0",
+                        used.len()
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -142,6 +177,7 @@ impl EngineConfig {
         for f in &self.features {
             put_str(&mut b, &f.name);
             put(&mut b, f.source as u64);
+            put(&mut b, f.column as u64);
             put(&mut b, f.window.duration as u64);
             put(&mut b, matches!(f.window.hop, Hop::Exact) as u64);
             put(&mut b, f.window.hop_millis() as u64);

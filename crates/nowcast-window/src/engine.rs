@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use nowcast_core::{FeatureValue, Millis};
 
-use crate::eval::{self, PendingRow, PendingView, Scratch};
-use crate::state::{Entity, KeyHash, Plan};
+use crate::eval::{self, Scratch};
+use crate::state::{Entity, KeyHash, Plan, SourceState, RAW_CAP, RAW_KEEP};
 use crate::tile::Layout;
 use crate::{EngineConfig, Input, Late, WindowError};
 
@@ -26,7 +26,8 @@ impl Engine {
     ///
     /// Rules: window duration `> 0`; tiled hop in `1..=duration`; quantile `q` in `[0, 1]` and
     /// relative accuracy in `(0, 1)`; `LastN(n)` with `n` in `1..=64`; decayed-sum half-life
-    /// `> 0`; feature source index in range; allowed lateness `>= 0`.
+    /// `> 0`; feature source index in range; allowed lateness `>= 0`; the input columns of
+    /// each source are `0..n`, each read by at least one feature.
     pub fn new(config: EngineConfig) -> Result<Engine, WindowError> {
         config.validate()?;
         Ok(Engine::build(config))
@@ -48,13 +49,24 @@ impl Engine {
         &self.config
     }
 
-    /// Indices of the features of `source`, ascending: the order of `inputs` for
-    /// [`apply`](Engine::apply).
+    /// Indices of the features of `source`, ascending.
     ///
     /// # Panics
     /// If `source` is out of range.
     pub fn source_features(&self, source: usize) -> &[usize] {
-        &self.plan.source_features[source]
+        &self.plan.sources[source].features
+    }
+
+    /// Number of input columns of `source` (the largest [`FeatureDef::column`] of its
+    /// features plus one; 0 for a source without features): the length of `inputs` for
+    /// [`apply`](Engine::apply).
+    ///
+    /// # Panics
+    /// If `source` is out of range.
+    ///
+    /// [`FeatureDef::column`]: crate::FeatureDef::column
+    pub fn source_columns(&self, source: usize) -> usize {
+        self.plan.sources[source].row.columns
     }
 
     /// Applies one event of `key` from `source` at `time`.
@@ -63,8 +75,9 @@ impl Engine {
     /// this source. Otherwise, if `features_out` is given, it first receives every feature of
     /// the entity evaluated at `time` over the events applied before this one (see the crate
     /// docs for the per-source clamp), one value per feature in config order; then the event
-    /// is applied. `inputs` holds one [`Input`] per feature of the source, in
-    /// [`source_features`](Engine::source_features) order.
+    /// is applied. `inputs` holds one [`Input`] per input column of the source
+    /// ([`source_columns`](Engine::source_columns) of them): `inputs[c]` feeds every feature
+    /// with `column == c`.
     ///
     /// # Panics
     /// If `source` is out of range or `inputs` has the wrong length.
@@ -78,8 +91,8 @@ impl Engine {
     ) -> Result<(), Late> {
         assert_eq!(
             inputs.len(),
-            self.plan.source_features[source].len(),
-            "apply: one input per feature of source {source} expected"
+            self.plan.sources[source].row.columns,
+            "apply: one input per input column of source {source} expected"
         );
         let mut ctx = Ctx {
             config: &self.config,
@@ -100,7 +113,8 @@ impl Engine {
     /// order). Returns `false` (and leaves `out` empty) if the entity is unknown.
     ///
     /// Each feature is evaluated at `max(t, watermark of its source for this entity)`: events
-    /// up to the watermark are already folded into tiles, so earlier times are not available.
+    /// up to the watermark may already be folded into tiles, so earlier times are not
+    /// available.
     pub fn evaluate(&self, key: &str, t: Millis, out: &mut Vec<FeatureValue>) -> bool {
         out.clear();
         let Some(entity) = self.entities.get(key) else {
@@ -124,11 +138,7 @@ impl Engine {
     pub fn evict_idle(&mut self, stream_time: Millis) -> usize {
         let before = self.entities.len();
         let plan = &self.plan;
-        let tails: Vec<Millis> = plan
-            .groups
-            .iter()
-            .map(|g| g.first_tile(stream_time).saturating_mul(g.hop))
-            .collect();
+        let tails: Vec<Millis> = plan.groups.iter().map(|g| g.tail(stream_time)).collect();
         self.entities.retain(|_, e| {
             plan.groups
                 .iter()
@@ -145,8 +155,7 @@ impl Engine {
 
     /// Estimated heap bytes of entity state: the map's slots at its capacity (key pointer +
     /// state header + control byte), and for each entity its key bytes and the capacity of
-    /// every box and vector it owns (per-source pending rows and inputs, per-window tile
-    /// arenas). Allocator overhead is not included. O(entities).
+    /// every box and vector it owns (per-source raw rows, per-window tile arenas). Allocator overhead is not included. O(entities).
     pub fn state_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(Box<str>, Entity)>() + 1;
         self.entities.capacity() * slot
@@ -187,71 +196,86 @@ impl Ctx<'_> {
         }
         *self.seq += 1;
         let seq = *self.seq;
+        let sp = &self.plan.sources[source];
         let st = &mut entity.sources[source];
         let newest = st.newest.map_or(time, |n| n.max(time));
         st.newest = Some(newest);
-        let wm = newest.saturating_sub(lateness);
-        if time <= wm {
-            self.fold(&mut entity.groups, source, time, seq, inputs);
-        } else {
-            st.pending.push(PendingRow { time, seq });
-            st.inputs.reserve_exact(inputs.len());
-            st.inputs.extend_from_slice(inputs);
+        if sp.groups.is_empty() {
+            return Ok(());
         }
-        self.fold_pending(entity, source, wm);
-        for &g in &self.plan.source_groups[source] {
-            Layout::expire(&mut entity.groups[g], self.plan.groups[g].first_tile(wm));
+        let wm = newest.saturating_sub(lateness);
+        let rl = &sp.row;
+        let stride = rl.stride;
+
+        // Insert the row at its (time, seq) position: after every row with time <= `time`
+        // (its seq is the largest so far).
+        let rows = rl.rows(&st.raw);
+        let pos = rl.count_upto(&st.raw, time);
+        if st.raw.capacity() < st.raw.len() + stride {
+            // Grow by a quarter (at least two rows): buffers are long-lived and their length
+            // is stable once the windows are full, so doubling would mostly waste memory.
+            st.raw.reserve_exact(stride * (rows / 4).max(2));
+        }
+        rl.push(&mut st.raw, time, seq, inputs);
+        if pos < rows {
+            st.raw[pos * stride..].rotate_right(stride);
+        }
+
+        // Expire rows older than every window at the watermark (evaluation never goes below
+        // it), then fold the oldest rows at or before the watermark if over the cap.
+        let dead = rl.count_before(&st.raw, self.plan.source_tail(source, wm));
+        if dead > 0 {
+            st.raw.drain(..dead * stride);
+        }
+        let rows = rl.rows(&st.raw);
+        if rows > RAW_CAP {
+            let foldable = rl.count_upto(&st.raw, wm).min(rows - RAW_KEEP);
+            if foldable > 0 {
+                self.fold(st, source, wm, foldable);
+            }
+        }
+        if st.raw.capacity() > 2 * st.raw.len() + 4 * stride {
+            st.raw.shrink_to(st.raw.len() + 2 * stride);
+        }
+        if !st.tiles.is_empty() {
+            for (arena, &g) in st.tiles.iter_mut().zip(&sp.groups) {
+                if !arena.is_empty() {
+                    Layout::expire(arena, self.plan.groups[g].first_tile(wm));
+                }
+            }
+            if st.tiles.iter().all(|a| a.is_empty()) {
+                st.tiles = Vec::new();
+            }
         }
         Ok(())
     }
 
-    /// Folds pending rows of `source` at or before `wm` into tiles (compacting in place).
-    fn fold_pending(&mut self, entity: &mut Entity, source: usize, wm: Millis) {
-        let Entity { sources, groups } = entity;
-        let st = &mut sources[source];
-        if !st.pending.iter().any(|r| r.time <= wm) {
-            return;
+    /// Folds the first `n` raw rows of `source` (all at or before `wm`) into the tiles of every
+    /// window group whose window at `wm` still reaches them, then drops them.
+    fn fold(&self, st: &mut SourceState, source: usize, wm: Millis, n: usize) {
+        let sp = &self.plan.sources[source];
+        let rl = &sp.row;
+        if st.tiles.is_empty() {
+            st.tiles = vec![Vec::new(); sp.groups.len()];
         }
-        let stride = self.plan.source_features[source].len();
-        let mut kept = 0;
-        for j in 0..st.pending.len() {
-            let r = st.pending[j];
-            if r.time <= wm {
-                self.fold(
-                    groups,
-                    source,
-                    r.time,
-                    r.seq,
-                    &st.inputs[j * stride..(j + 1) * stride],
-                );
-            } else {
-                st.pending[kept] = r;
-                st.inputs
-                    .copy_within(j * stride..(j + 1) * stride, kept * stride);
-                kept += 1;
-            }
-        }
-        st.pending.truncate(kept);
-        st.inputs.truncate(kept * stride);
-    }
-
-    /// Folds one event into the tiles of every group of `source`.
-    fn fold(
-        &self,
-        groups: &mut [Vec<u64>],
-        source: usize,
-        time: Millis,
-        seq: u64,
-        inputs: &[Input],
-    ) {
-        for &g in &self.plan.source_groups[source] {
+        for (arena, &g) in st.tiles.iter_mut().zip(&sp.groups) {
             let group = &self.plan.groups[g];
-            let words = &mut groups[g];
-            let off = group.layout.tile(words, time.div_euclid(group.hop));
-            for (slot, &pos) in group.layout.slots.iter().zip(&group.input_pos) {
-                group.layout.add(words, off, slot, time, seq, inputs[pos]);
+            let first = group.first_tile(wm);
+            for row in st.raw[..n * rl.stride].chunks_exact(rl.stride) {
+                let (time, seq) = (row[0] as Millis, row[1]);
+                let k = time.div_euclid(group.hop);
+                if k < first {
+                    continue;
+                }
+                let off = group.layout.tile(arena, k);
+                for (slot, &c) in group.layout.slots.iter().zip(&group.cols) {
+                    group
+                        .layout
+                        .add(arena, off, slot, time, seq, rl.input(row, c));
+                }
             }
         }
+        st.raw.drain(..n * rl.stride);
     }
 }
 
@@ -266,28 +290,30 @@ pub(crate) fn evaluate_entity(
 ) {
     out.resize(config.features.len(), FeatureValue::Null);
     out.truncate(config.features.len());
-    for (gi, g) in plan.groups.iter().enumerate() {
-        let src = &entity.sources[g.source];
-        let lateness = config.sources[g.source].allowed_lateness;
+    for (s, sp) in plan.sources.iter().enumerate() {
+        if sp.groups.is_empty() {
+            continue;
+        }
+        let src = &entity.sources[s];
+        let lateness = config.sources[s].allowed_lateness;
         let tf = src.newest.map_or(t, |n| t.max(n.saturating_sub(lateness)));
-        let first = g.first_tile(tf);
-        let view = PendingView {
-            rows: &src.pending,
-            inputs: &src.inputs,
-            stride: plan.source_features[g.source].len(),
-            lo: first.saturating_mul(g.hop),
-            hi: tf,
-        };
-        eval::evaluate_group(
-            &g.layout,
-            &entity.groups[gi],
-            first,
-            &g.input_pos,
-            &g.features,
-            &view,
-            tf,
-            scratch,
-            out,
-        );
+        let rl = &sp.row;
+        let end = rl.count_upto(&src.raw, tf);
+        for (li, &g) in sp.groups.iter().enumerate() {
+            let group = &plan.groups[g];
+            let first = group.first_tile(tf);
+            let start = rl.count_before(&src.raw[..end * rl.stride], group.tail(tf));
+            let arena = src.tiles.get(li).map_or(&[][..], |a| &a[..]);
+            eval::evaluate_group(
+                group,
+                arena,
+                first,
+                &src.raw[start * rl.stride..end * rl.stride],
+                rl,
+                tf,
+                scratch,
+                out,
+            );
+        }
     }
 }

@@ -1,32 +1,17 @@
 //! Evaluation of one window group at one time: a single pass over the group's tiles inside
-//! the window (tile-major, one accumulator per feature), then the raw pending rows inside it,
-//! then each accumulator is finished into a [`FeatureValue`]. Scratch buffers are reused so
-//! the per-event path does not allocate.
+//! the window (tile-major, one accumulator per feature), if any, then the raw rows inside the
+//! window (feature-major: each feature scans the contiguous rows; count, sum, mean, min and
+//! max of one column share one scan), then each accumulator is finished into a
+//! [`FeatureValue`]. Scratch buffers are reused so the per-event path does not allocate.
 
 use nowcast_core::{FeatureValue, Millis};
 
 use crate::ddsketch::{self, Bin};
 use crate::hll::{self, DENSE_WORDS, SPARSE_MAX};
-use crate::input::{distinct_hash, num, present, Cell};
+use crate::input::Cell;
+use crate::state::{Group, RowLayout, TAG_HASH, TAG_NUM, TAG_SKIP};
 use crate::tile::{cell_at, elem_words, Layout, Slot};
-use crate::{Aggregation, Input};
-
-/// A raw event not yet folded into tiles (newer than its source's watermark).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PendingRow {
-    pub(crate) time: Millis,
-    pub(crate) seq: u64,
-}
-
-/// The pending rows of one source restricted to `lo <= time <= hi`; each row has `stride`
-/// inputs.
-pub(crate) struct PendingView<'a> {
-    pub(crate) rows: &'a [PendingRow],
-    pub(crate) inputs: &'a [Input],
-    pub(crate) stride: usize,
-    pub(crate) lo: Millis,
-    pub(crate) hi: Millis,
-}
+use crate::Aggregation;
 
 #[derive(Debug, Clone, Copy)]
 enum Acc {
@@ -48,7 +33,20 @@ struct VarBuf {
     is_dense: bool,
     bins: Vec<Bin>,
     cells: Vec<Cell>,
+    /// Raw cells for `last_n`, newest first.
     pending: Vec<Cell>,
+    /// Raw values for an exact quantile (no tiles in the window).
+    vals: Vec<f64>,
+}
+
+/// One scan of a column over the raw rows in the window.
+#[derive(Debug, Clone, Copy)]
+struct Basic {
+    present: f64,
+    n: f64,
+    sum: f64,
+    min: f64,
+    max: f64,
 }
 
 /// Reusable buffers for evaluation.
@@ -56,6 +54,7 @@ struct VarBuf {
 pub(crate) struct Scratch {
     accs: Vec<Acc>,
     bufs: Vec<VarBuf>,
+    basic: Vec<Option<Basic>>,
 }
 
 /// Chan et al. merge of (count, mean, M2) states.
@@ -90,24 +89,26 @@ fn init(slot: &Slot, buf: &mut VarBuf) -> Acc {
             buf.bins.clear();
             buf.cells.clear();
             buf.pending.clear();
+            buf.vals.clear();
             Acc::Var
         }
     }
 }
 
-/// Evaluates the features of one group at `t` into `out[features[i]]`.
+/// Evaluates the features of `group` at `t` into `out[group.features[i]]`: tiles of `arena`
+/// from index `first` on, plus the raw rows `raw` (already restricted to the window).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn evaluate_group(
-    layout: &Layout,
-    words: &[u64],
+    group: &Group,
+    arena: &[u64],
     first: i64,
-    input_pos: &[usize],
-    features: &[usize],
-    pending: &PendingView,
+    raw: &[u64],
+    rl: &RowLayout,
     t: Millis,
     scratch: &mut Scratch,
     out: &mut [FeatureValue],
 ) {
+    let layout = &group.layout;
     let n = layout.slots.len();
     if scratch.bufs.len() < n {
         scratch.bufs.resize_with(n, VarBuf::default);
@@ -116,12 +117,15 @@ pub(crate) fn evaluate_group(
     for (slot, buf) in layout.slots.iter().zip(scratch.bufs.iter_mut()) {
         scratch.accs.push(init(slot, buf));
     }
+    scratch.basic.clear();
+    scratch.basic.resize(rl.columns, None);
     let accs = &mut scratch.accs[..];
     let bufs = &mut scratch.bufs[..n];
-    let mut off = Layout::seek(words, first);
-    while off < words.len() {
-        let total = words[off + 1] as usize;
-        let tile = &words[off..off + total];
+    let mut off = Layout::seek(arena, first);
+    let tiled = off < arena.len();
+    while off < arena.len() {
+        let total = arena[off + 1] as usize;
+        let tile = &arena[off..off + total];
         let mut p = layout.var_start;
         for ((slot, acc), buf) in layout
             .slots
@@ -140,17 +144,175 @@ pub(crate) fn evaluate_group(
         }
         off += total;
     }
-    for (j, r) in pending.rows.iter().enumerate() {
-        if r.time < pending.lo || r.time > pending.hi {
-            continue;
-        }
-        let row = &pending.inputs[j * pending.stride..(j + 1) * pending.stride];
+    if !raw.is_empty() {
+        let raw = Raw { rows: raw, rl };
         for (i, slot) in layout.slots.iter().enumerate() {
-            add_raw(slot, &mut accs[i], &mut bufs[i], r, row[input_pos[i]], t);
+            let c = group.cols[i];
+            add_raw(
+                slot,
+                &mut accs[i],
+                &mut bufs[i],
+                &raw,
+                c,
+                &mut scratch.basic[c],
+                tiled,
+                t,
+            );
         }
     }
     for (i, slot) in layout.slots.iter().enumerate() {
-        finish(slot, accs[i], &mut bufs[i], t, &mut out[features[i]]);
+        finish(
+            slot,
+            accs[i],
+            &mut bufs[i],
+            tiled,
+            t,
+            &mut out[group.features[i]],
+        );
+    }
+}
+
+/// The raw rows inside a window.
+struct Raw<'a> {
+    rows: &'a [u64],
+    rl: &'a RowLayout,
+}
+
+impl Raw<'_> {
+    /// `(time, seq, tag, value word)` of column `c`, oldest first.
+    #[inline]
+    fn iter(&self, c: usize) -> impl DoubleEndedIterator<Item = (Millis, u64, u64, u64)> + '_ {
+        let at = self.rl.value_at[c];
+        self.rows.chunks_exact(self.rl.stride).map(move |r| {
+            (
+                r[0] as Millis,
+                r[1],
+                RowLayout::tag(r, c),
+                at.map_or(0, |a| r[a]),
+            )
+        })
+    }
+
+    /// Finite numbers of column `c`, oldest first.
+    #[inline]
+    fn nums(&self, c: usize) -> impl DoubleEndedIterator<Item = (Millis, u64, f64)> + '_ {
+        self.iter(c)
+            .filter(|e| e.2 == TAG_NUM)
+            .map(|(t, s, _, v)| (t, s, f64::from_bits(v)))
+    }
+
+    fn basic(&self, c: usize) -> Basic {
+        let mut b = Basic {
+            present: 0.0,
+            n: 0.0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        };
+        let numeric = self.rl.value_at[c].is_some();
+        for (_, _, tag, v) in self.iter(c) {
+            if tag == TAG_SKIP {
+                continue;
+            }
+            b.present += 1.0;
+            if tag == TAG_NUM && numeric {
+                let x = f64::from_bits(v);
+                b.n += 1.0;
+                b.sum += x;
+                b.min = b.min.min(x);
+                b.max = b.max.max(x);
+            }
+        }
+        b
+    }
+}
+
+/// Adds the raw rows of the window to one feature's accumulator. Raw rows are all newer, by
+/// (time, seq), than every tile event.
+#[allow(clippy::too_many_arguments)]
+fn add_raw(
+    slot: &Slot,
+    acc: &mut Acc,
+    buf: &mut VarBuf,
+    raw: &Raw,
+    c: usize,
+    basic: &mut Option<Basic>,
+    tiled: bool,
+    t: Millis,
+) {
+    let mut basic = || *basic.get_or_insert_with(|| raw.basic(c));
+    match (acc, slot.agg) {
+        (Acc::Sum(s), Aggregation::Count) => *s += basic().present,
+        (Acc::Newest(m), _) => {
+            if let Some(e) = raw.iter(c).rev().find(|e| e.2 != TAG_SKIP) {
+                *m = (*m).max(e.0);
+            }
+        }
+        (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
+            let hl = half_life as f64;
+            for (time, _, x) in raw.nums(c) {
+                *s += x * (-((t as f64 - time as f64) / hl)).exp2();
+            }
+        }
+        (Acc::Sum(s), _) => {
+            let b = basic();
+            if b.n > 0.0 {
+                *s += b.sum;
+            }
+        }
+        (Acc::Mean(n, s), _) => {
+            let b = basic();
+            *n += b.n;
+            *s += b.sum;
+        }
+        (Acc::Min(m), _) => *m = m.min(basic().min),
+        (Acc::Max(m), _) => *m = m.max(basic().max),
+        (Acc::Std(a), _) => {
+            let b = basic();
+            if b.n > 0.0 {
+                let mean = b.sum / b.n;
+                let m2 = raw.nums(c).map(|e| (e.2 - mean) * (e.2 - mean)).sum();
+                *a = merge_moments(*a, [b.n, mean, m2]);
+            }
+        }
+        (Acc::Last(cell), _) => {
+            if let Some((time, seq, value)) = raw.nums(c).next_back() {
+                let o = Cell { time, seq, value };
+                if o.newer_than(cell) {
+                    *cell = o;
+                }
+            }
+        }
+        (Acc::Var, Aggregation::DistinctCount) => {
+            // Without tiles the keys stay unmixed until needed (mixing is a bijection).
+            for (_, _, tag, v) in raw.iter(c) {
+                let key = match tag {
+                    TAG_NUM => (f64::from_bits(v) + 0.0).to_bits(),
+                    TAG_HASH => v,
+                    _ => continue,
+                };
+                buf.hashes.push(if tiled { hll::mix(key) } else { key });
+            }
+        }
+        (Acc::Var, Aggregation::Quantile { .. }) => {
+            if tiled {
+                buf.bins.extend(raw.nums(c).map(|e| Bin {
+                    code: slot.map.code(e.2),
+                    count: 1,
+                }));
+            } else {
+                buf.vals.extend(raw.nums(c).map(|e| e.2));
+            }
+        }
+        (Acc::Var, Aggregation::LastN(n)) => {
+            buf.pending
+                .extend(raw.nums(c).rev().take(n).map(|(time, seq, value)| Cell {
+                    time,
+                    seq,
+                    value,
+                }));
+        }
+        _ => {}
     }
 }
 
@@ -220,63 +382,7 @@ fn merge_var(slot: &Slot, buf: &mut VarBuf, data: &[u64]) {
     }
 }
 
-fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, r: &PendingRow, input: Input, t: Millis) {
-    match slot.agg {
-        Aggregation::Count => {
-            if let (Acc::Sum(s), true) = (&mut *acc, present(input)) {
-                *s += 1.0;
-            }
-            return;
-        }
-        Aggregation::TimeSinceLast => {
-            if let (Acc::Newest(m), true) = (&mut *acc, present(input)) {
-                *m = (*m).max(r.time);
-            }
-            return;
-        }
-        Aggregation::DistinctCount => {
-            buf.hashes.extend(distinct_hash(input));
-            return;
-        }
-        _ => {}
-    }
-    let Some(x) = num(input) else { return };
-    match (acc, slot.agg) {
-        (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
-            *s += x * (-((t as f64 - r.time as f64) / half_life as f64)).exp2();
-        }
-        (Acc::Sum(s), _) => *s += x,
-        (Acc::Mean(n, s), _) => {
-            *n += 1.0;
-            *s += x;
-        }
-        (Acc::Min(m), _) => *m = m.min(x),
-        (Acc::Max(m), _) => *m = m.max(x),
-        (Acc::Std(a), _) => *a = merge_moments(*a, [1.0, x, 0.0]),
-        (Acc::Last(c), _) => {
-            let o = Cell {
-                time: r.time,
-                seq: r.seq,
-                value: x,
-            };
-            if o.newer_than(c) {
-                *c = o;
-            }
-        }
-        (Acc::Var, Aggregation::Quantile { .. }) => buf.bins.push(Bin {
-            code: slot.map.code(x),
-            count: 1,
-        }),
-        (Acc::Var, Aggregation::LastN(_)) => buf.pending.push(Cell {
-            time: r.time,
-            seq: r.seq,
-            value: x,
-        }),
-        _ => {}
-    }
-}
-
-fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, t: Millis, out: &mut FeatureValue) {
+fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, tiled: bool, t: Millis, out: &mut FeatureValue) {
     let opt = |v: Option<f64>| v.map_or(FeatureValue::Null, FeatureValue::Num);
     *out = match (acc, slot.agg) {
         (Acc::Sum(s), _) => FeatureValue::Num(s),
@@ -286,20 +392,27 @@ fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, t: Millis, out: &mut FeatureV
         (Acc::Std(a), _) => opt((a[0] > 0.0).then(|| (a[2].max(0.0) / a[0]).sqrt())),
         (Acc::Last(c), _) => opt((c.seq != 0).then_some(c.value)),
         (Acc::Newest(m), _) => opt((m != Millis::MIN).then(|| (t as f64 - m as f64) / 1000.0)),
-        (Acc::Var, Aggregation::DistinctCount) => FeatureValue::Num(distinct(buf)),
+        (Acc::Var, Aggregation::DistinctCount) => FeatureValue::Num(distinct(buf, tiled)),
+        (Acc::Var, Aggregation::Quantile { q, .. }) if !tiled => {
+            // Every event of the window is raw: the exact value at the rank.
+            let n = buf.vals.len();
+            opt((n > 0).then(|| {
+                let r = ddsketch::rank(q, n as u64) as usize;
+                *buf.vals.select_nth_unstable_by(r, f64::total_cmp).1
+            }))
+        }
         (Acc::Var, Aggregation::Quantile { q, .. }) => {
             buf.bins.sort_unstable_by_key(|b| b.code);
             opt(ddsketch::quantile(&buf.bins, q, &slot.map))
         }
         (Acc::Var, Aggregation::LastN(n)) => {
-            // Pending rows are all newer than every tile (tiles hold only events <= watermark).
-            buf.pending.sort_unstable_by_key(|c| (c.time, c.seq));
+            // Raw rows are all newer than every tile event; `pending` is newest first.
             let mut list = match std::mem::replace(out, FeatureValue::Null) {
                 FeatureValue::List(l) => l,
                 _ => Vec::with_capacity(n),
             };
             list.clear();
-            let newest_first = buf.pending.iter().rev().chain(buf.cells.iter().rev());
+            let newest_first = buf.pending.iter().chain(buf.cells.iter().rev());
             list.extend(newest_first.take(n).map(|c| c.value));
             FeatureValue::List(list)
         }
@@ -307,12 +420,19 @@ fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, t: Millis, out: &mut FeatureV
     };
 }
 
-fn distinct(buf: &mut VarBuf) -> f64 {
+/// Distinct count of `buf.hashes` (mixed if `tiled`, else unmixed keys) and the dense
+/// registers, if any.
+fn distinct(buf: &mut VarBuf, tiled: bool) -> f64 {
     if !buf.is_dense {
         buf.hashes.sort_unstable();
         buf.hashes.dedup();
         if buf.hashes.len() <= SPARSE_MAX {
             return buf.hashes.len() as f64;
+        }
+        if !tiled {
+            for h in buf.hashes.iter_mut() {
+                *h = hll::mix(*h);
+            }
         }
         buf.dense.clear();
         buf.dense.resize(DENSE_WORDS, 0);

@@ -21,14 +21,17 @@
 //! Only events applied before the evaluation count: [`Engine::apply`] evaluates *before*
 //! applying its event.
 //!
-//! **Evaluation time clamp.** Events at or before a source's watermark are folded into tiles;
-//! newer ones are kept as raw pending rows so the window head stays exact. A feature is
-//! therefore evaluated at `max(t, watermark of its source for this entity)`. For the source of
-//! the event being applied this never changes `t` (the event passed the lateness check); it
+//! **Evaluation time clamp.** Events at or before a source's watermark may be folded into
+//! tiles (see *Memory*); newer ones always stay raw so the window head stays exact. A feature
+//! is therefore evaluated at `max(t, watermark of its source for this entity)`. For the source
+//! of the event being applied this never changes `t` (the event passed the lateness check); it
 //! matters only for other sources whose events run ahead by more than their allowed lateness,
 //! and for [`Engine::evaluate`] at a time before the watermark.
 //!
-//! **Inputs.** [`Input::Skip`] means the event does not feed that feature. `Count` and
+//! **Inputs.** Each feature reads one input *column* of its source ([`FeatureDef::column`]);
+//! features reading the same input (whatever their aggregations) share a column, and
+//! [`Engine::apply`] takes one [`Input`] per column ([`Engine::source_columns`]).
+//! [`Input::Skip`] means the event does not feed the features of that column. `Count` and
 //! `TimeSinceLast` count any non-`Skip` input; `DistinctCount` takes [`Input::Hash`] (a `Num`
 //! is hashed from its bits, `-0.0` as `0.0`); every other aggregation takes [`Input::Num`] (a
 //! `Hash` there is a caller bug: skipped, with a debug assertion). A `Num` that is NaN or
@@ -42,17 +45,28 @@
 //!   with p = 12 (4096 registers, standard error ≈ 1.6%).
 //! - `Last`: value of the event with the greatest (time, seq); `Null` if empty.
 //! - `LastN(N)`: up to N values by (time, seq) descending, newest first; empty list if none.
-//! - `Quantile { q, α }`: a DDSketch estimate of the value at 0-based rank `floor(q·(n−1))` of
-//!   the sorted values, within relative error α (negatives mirrored; `|x| < 1e-9` counts as
-//!   0, so the error there is below 1e-9 absolute); `Null` if empty.
+//! - `Quantile { q, α }`: the value at 0-based rank `floor(q·(n−1))` of the sorted values:
+//!   exact while every event of the window is raw (see *Memory*), otherwise a DDSketch
+//!   estimate within relative error α (negatives mirrored; `|x| < 1e-9` counts as 0, so the
+//!   error there is below 1e-9 absolute); `Null` if empty. Which case applies depends only on
+//!   the sequence of applied events, so the same events give the same value, snapshots
+//!   included.
 //! - `TimeSinceLast`: `(t − newest event time in the window)` in seconds; `Null` if empty.
 //! - `DecayedSum { half_life }`: `Σ v·2^(−(t−e)/half_life)`; 0 if empty.
 //!
-//! **Memory.** Features sharing (source, duration, hop) share one tile index. Per (entity,
-//! window) the engine keeps only non-empty tiles, sorted, in ONE contiguous `Vec<u64>` (see the
-//! `tile` module for the layout), at most `ceil(W/H)+1` of them, plus the raw pending rows of each (entity, source) (none when the
-//! allowed lateness is 0). `LastN` keeps at most N values per tile; distinct sets and quantile
-//! sketches are sparse while small. [`Hop::Exact`] is a 1 ms hop: memory grows with the
+//! **Memory.** Per (entity, source) the engine keeps the recent events **raw**, in ONE
+//! contiguous buffer sorted by (time, seq) and shared by every window of the source: per
+//! event its time, arrival seq, 2 tag bits per input column and one 8-byte value per column
+//! (none for columns read only by `count` / `time_since_last`). Evaluation is one scan of
+//! that buffer per window (plus the window's tiles, if any). Events older than every window of
+//! the source at the watermark are dropped. Only when an entity's buffer exceeds 64 raw events
+//! (`RAW_CAP`) are its oldest events at or before the watermark folded into per-window tiles,
+//! down to 48: features sharing (source, duration, hop) share one tile index, kept as the
+//! non-empty tiles, sorted, in ONE contiguous `Vec<u64>` per (entity, window) (see the `tile`
+//! module), at most `ceil(W/H)+1` of them. Raw events newer than the watermark are never
+//! folded, so the raw buffer can exceed the cap while events are within the allowed lateness.
+//! In tiles, `LastN` keeps at most N values per tile; distinct sets and quantile sketches are
+//! sparse while small. [`Hop::Exact`] is a 1 ms hop: once folded, memory grows with the
 //! events in the window.
 //!
 //! Event times are epoch milliseconds; arithmetic saturates, but times within a few windows of
@@ -66,6 +80,7 @@
 //!     features: vec![FeatureDef {
 //!         name: "amount_sum_1h".into(),
 //!         source: 0,
+//!         column: 0,
 //!         agg: Aggregation::Sum,
 //!         window: Window { duration: 3_600_000, hop: Hop::Tiled(60_000) },
 //!     }],

@@ -3,8 +3,9 @@
 //! Layout (all integers little-endian):
 //! - header: magic `NCWS`, format version `u32`, configuration fingerprint `u64`, CRC-32 of
 //!   those 16 bytes;
-//! - body: arrival seq, entity count, then per entity its key, per source its newest time and
-//!   pending rows, per window group its tile arena (see [`crate::tile`]) as words;
+//! - body: arrival seq, entity count, then per entity its key and per source its newest
+//!   time, its raw rows as words (see [`crate::state::RowLayout`]), and its tile arenas (none,
+//!   or one per window group of the source, see [`crate::tile`]) as words;
 //! - trailer: CRC-32 of the body.
 //!
 //! Reading checks magic, version, header CRC, fingerprint (in that order), then decodes the
@@ -13,13 +14,12 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
-use crate::eval::PendingRow;
 use crate::state::Entity;
-use crate::{Engine, EngineConfig, Input, WindowError};
+use crate::{Engine, EngineConfig, WindowError};
 
 const MAGIC: &[u8; 4] = b"NCWS";
 /// The snapshot format version this build reads and writes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 struct Enc<W: Write> {
     w: BufWriter<W>,
@@ -137,28 +137,18 @@ impl Engine {
 }
 
 fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity) -> Result<(), WindowError> {
+    let words = |e: &mut Enc<W>, v: &[u64]| -> Result<(), WindowError> {
+        e.len(v.len())?;
+        v.iter().try_for_each(|&w| e.u64(w))
+    };
     for s in ent.sources.iter() {
         e.u8(s.newest.is_some() as u8)?;
         e.i64(s.newest.unwrap_or(0))?;
-        e.len(s.pending.len())?;
-        for r in &s.pending {
-            e.i64(r.time)?;
-            e.u64(r.seq)?;
+        words(e, &s.raw)?;
+        e.len(s.tiles.len())?;
+        for arena in &s.tiles {
+            words(e, arena)?;
         }
-        e.len(s.inputs.len())?;
-        for i in &s.inputs {
-            let (tag, v) = match *i {
-                Input::Skip => (0, 0),
-                Input::Num(x) => (1, x.to_bits()),
-                Input::Hash(h) => (2, h),
-            };
-            e.u8(tag)?;
-            e.u64(v)?;
-        }
-    }
-    for g in ent.groups.iter() {
-        e.len(g.len())?;
-        g.iter().try_for_each(|&w| e.u64(w))?;
     }
     Ok(())
 }
@@ -211,6 +201,7 @@ fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, Windo
     let plan = &engine.plan;
     let mut ent = Entity::new(plan);
     for (s, st) in ent.sources.iter_mut().enumerate() {
+        let sp = &plan.sources[s];
         let has = d.u8()?;
         let newest = d.i64()?;
         st.newest = match has {
@@ -219,37 +210,34 @@ fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, Windo
             _ => return Err(WindowError::corrupt("bad newest-time flag")),
         };
         let n = d.u32()? as usize;
-        st.pending = d.vec(n, |d| {
-            Ok(PendingRow {
-                time: d.i64()?,
-                seq: d.u64()?,
-            })
-        })?;
-        let ni = d.u32()? as usize;
-        if ni != n * plan.source_features[s].len() {
+        st.raw = d.vec(n, |d| d.u64())?;
+        if !sp.row.is_valid(&st.raw) {
+            return Err(WindowError::corrupt("raw rows are invalid"));
+        }
+        let rows = sp.row.rows(&st.raw);
+        if rows > 0 && (sp.groups.is_empty() || st.newest.is_none()) {
             return Err(WindowError::corrupt(
-                "pending inputs do not match pending rows",
+                "raw rows without a newest time or features",
             ));
         }
-        st.inputs = d.vec(ni, |d| {
-            let tag = d.u8()?;
-            let v = d.u64()?;
-            match tag {
-                0 => Ok(Input::Skip),
-                1 => Ok(Input::Num(f64::from_bits(v))),
-                2 => Ok(Input::Hash(v)),
-                _ => Err(WindowError::corrupt("bad input tag")),
-            }
-        })?;
-        if n > 0 && st.newest.is_none() {
-            return Err(WindowError::corrupt("pending rows without a newest time"));
+        if rows > 0
+            && st
+                .newest
+                .is_some_and(|t| sp.row.time(&st.raw, rows - 1) > t)
+        {
+            return Err(WindowError::corrupt("raw row newer than the newest time"));
         }
-    }
-    for (g, words) in ent.groups.iter_mut().enumerate() {
-        let n = d.u32()? as usize;
-        *words = d.vec(n, |d| d.u64())?;
-        if !plan.groups[g].layout.is_valid(words) {
-            return Err(WindowError::corrupt("tile arena structure is invalid"));
+        let nt = d.u32()? as usize;
+        if nt != 0 && nt != sp.groups.len() {
+            return Err(WindowError::corrupt("wrong number of tile arenas"));
+        }
+        for &g in sp.groups.iter().take(nt) {
+            let n = d.u32()? as usize;
+            let words = d.vec(n, |d| d.u64())?;
+            if !plan.groups[g].layout.is_valid(&words) {
+                return Err(WindowError::corrupt("tile arena structure is invalid"));
+            }
+            st.tiles.push(words);
         }
     }
     Ok(ent)

@@ -1,13 +1,199 @@
-//! Per-entity state and the plan derived from the configuration: features are grouped by
-//! (source, duration, hop) so the features of one window share one sorted tile index.
+//! Per-entity state and the plan derived from the configuration.
+//!
+//! Per (entity, source) the recent events are kept **raw**, in one contiguous, sorted row
+//! buffer shared by every window of the source (see [`RowLayout`]). Features sharing
+//! (source, duration, hop) form a window group; only when the raw buffer exceeds
+//! [`RAW_CAP`] rows are the oldest rows at or before the watermark folded into the per-group
+//! tile arenas (see [`crate::tile`]).
 
 use std::hash::{BuildHasher, Hasher};
 
 use nowcast_core::Millis;
 
-use crate::eval::PendingRow;
 use crate::tile::Layout;
-use crate::{EngineConfig, Input};
+use crate::{Aggregation, EngineConfig, Input};
+
+/// Most raw rows kept per (entity, source) before the oldest rows at or before the watermark
+/// are folded into tiles. Folding then goes down to [`RAW_KEEP`] rows, so a fold happens at
+/// most once per `RAW_CAP − RAW_KEEP` events. Rows newer than the watermark are never folded,
+/// so an entity may hold more rows than this while they are within the allowed lateness.
+pub(crate) const RAW_CAP: usize = 64;
+/// Raw rows left after a fold (see [`RAW_CAP`]).
+pub(crate) const RAW_KEEP: usize = 48;
+
+/// Raw input tags (2 bits per column).
+pub(crate) const TAG_SKIP: u64 = 0;
+pub(crate) const TAG_NUM: u64 = 1;
+pub(crate) const TAG_HASH: u64 = 2;
+
+/// Layout of one raw row of a source: `[time, seq, tag words…, value words…]`. Tags hold 2
+/// bits per column (32 columns per word): `0` skip (absent, filtered out, or a non-finite
+/// number), `1` a finite number, `2` a hash. Columns read only by `count` / `time_since_last`
+/// are presence-only: their tag is all that is stored. Every other column has one value
+/// word (the `f64` bits or the hash).
+#[derive(Debug, Clone)]
+pub(crate) struct RowLayout {
+    pub(crate) columns: usize,
+    /// Per column, the word offset of its value in a row (`None`: presence-only).
+    pub(crate) value_at: Vec<Option<usize>>,
+    /// Per column, whether it feeds a numeric aggregation (a `Hash` there is a caller bug).
+    pub(crate) numeric: Vec<bool>,
+    /// Words per row.
+    pub(crate) stride: usize,
+}
+
+impl RowLayout {
+    fn new(columns: usize, aggs: &[(usize, Aggregation)]) -> RowLayout {
+        let tag_words = columns.div_ceil(32);
+        let mut value_at = vec![None; columns];
+        let mut numeric = vec![false; columns];
+        let mut next = 2 + tag_words;
+        for (c, slot) in value_at.iter_mut().enumerate() {
+            let on_c = || {
+                aggs.iter()
+                    .filter(move |(col, _)| *col == c)
+                    .map(|(_, a)| a)
+            };
+            let presence_only =
+                on_c().all(|a| matches!(a, Aggregation::Count | Aggregation::TimeSinceLast));
+            numeric[c] = on_c().any(|a| {
+                !matches!(
+                    a,
+                    Aggregation::Count | Aggregation::TimeSinceLast | Aggregation::DistinctCount
+                )
+            });
+            if !presence_only {
+                *slot = Some(next);
+                next += 1;
+            }
+        }
+        RowLayout {
+            columns,
+            value_at,
+            numeric,
+            stride: next,
+        }
+    }
+
+    /// Number of rows in `raw`.
+    pub(crate) fn rows(&self, raw: &[u64]) -> usize {
+        raw.len() / self.stride
+    }
+
+    /// Time of row `i`.
+    pub(crate) fn time(&self, raw: &[u64], i: usize) -> Millis {
+        raw[i * self.stride] as Millis
+    }
+
+    /// Number of leading rows with `time < t` (rows are sorted by time).
+    pub(crate) fn count_before(&self, raw: &[u64], t: Millis) -> usize {
+        let (mut lo, mut hi) = (0, self.rows(raw));
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.time(raw, mid) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// Number of leading rows with `time <= t`; checks from the end first since new rows are
+    /// usually the newest.
+    pub(crate) fn count_upto(&self, raw: &[u64], t: Millis) -> usize {
+        let n = self.rows(raw);
+        if n == 0 || self.time(raw, n - 1) <= t {
+            return n;
+        }
+        self.count_before(raw, t.saturating_add(1))
+    }
+
+    /// The tag of column `c` in `row`.
+    #[inline]
+    pub(crate) fn tag(row: &[u64], c: usize) -> u64 {
+        (row[2 + c / 32] >> ((c % 32) * 2)) & 3
+    }
+
+    /// The input of column `c` of `row` as it was applied (non-finite numbers as `Skip`;
+    /// presence-only columns as `Num(1.0)` or `Hash(0)`).
+    pub(crate) fn input(&self, row: &[u64], c: usize) -> Input {
+        let v = self.value_at[c].map_or(0, |at| row[at]);
+        match Self::tag(row, c) {
+            TAG_NUM => Input::Num(if self.value_at[c].is_some() {
+                f64::from_bits(v)
+            } else {
+                1.0
+            }),
+            TAG_HASH => Input::Hash(v),
+            _ => Input::Skip,
+        }
+    }
+
+    /// Appends the row of an event to `raw`.
+    pub(crate) fn push(&self, raw: &mut Vec<u64>, time: Millis, seq: u64, inputs: &[Input]) {
+        let start = raw.len();
+        raw.push(time as u64);
+        raw.push(seq);
+        raw.extend(std::iter::repeat_n(0, self.stride - 2));
+        let row = &mut raw[start..];
+        for (c, &input) in inputs.iter().enumerate() {
+            let (tag, v) = match input {
+                Input::Num(x) if x.is_finite() => (TAG_NUM, x.to_bits()),
+                Input::Hash(h) => {
+                    debug_assert!(
+                        !self.numeric[c],
+                        "Input::Hash passed to a numeric aggregation"
+                    );
+                    (TAG_HASH, h)
+                }
+                _ => (TAG_SKIP, 0),
+            };
+            row[2 + c / 32] |= tag << ((c % 32) * 2);
+            if let Some(at) = self.value_at[c] {
+                row[at] = v;
+            }
+        }
+    }
+
+    /// Whether the rows in `raw` are structurally valid: whole rows, sorted by strictly
+    /// increasing (time, seq), known tags only, unused tag bits zero, finite numbers.
+    pub(crate) fn is_valid(&self, raw: &[u64]) -> bool {
+        if !raw.len().is_multiple_of(self.stride) {
+            return false;
+        }
+        let tag_words = self.columns.div_ceil(32);
+        let mut prev: Option<(i64, u64)> = None;
+        for row in raw.chunks_exact(self.stride) {
+            let key = (row[0] as i64, row[1]);
+            if prev.is_some_and(|p| p >= key) {
+                return false;
+            }
+            prev = Some(key);
+            for w in 0..tag_words {
+                let used = (self.columns - w * 32).min(32);
+                if used < 32 && row[2 + w] >> (used * 2) != 0 {
+                    return false;
+                }
+            }
+            for c in 0..self.columns {
+                match Self::tag(row, c) {
+                    TAG_SKIP => {}
+                    TAG_NUM => {
+                        if let Some(at) = self.value_at[c] {
+                            if !f64::from_bits(row[at]).is_finite() {
+                                return false;
+                            }
+                        }
+                    }
+                    TAG_HASH => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+}
 
 /// Features sharing a source and a window shape.
 #[derive(Debug, Clone)]
@@ -17,8 +203,8 @@ pub(crate) struct Group {
     pub(crate) hop: Millis,
     /// Feature indices (config order).
     pub(crate) features: Vec<usize>,
-    /// For each feature, its position in the source's inputs.
-    pub(crate) input_pos: Vec<usize>,
+    /// For each feature, its input column.
+    pub(crate) cols: Vec<usize>,
     /// Tile layout of the group's features.
     pub(crate) layout: Layout,
 }
@@ -30,61 +216,92 @@ impl Group {
             .saturating_add(1)
             .div_euclid(self.hop)
     }
+
+    /// Oldest event time inside the window at `t`.
+    pub(crate) fn tail(&self, t: Millis) -> Millis {
+        self.first_tile(t).saturating_mul(self.hop)
+    }
+}
+
+/// What the plan knows about one source.
+#[derive(Debug, Clone)]
+pub(crate) struct SourcePlan {
+    /// Feature indices of the source (config order).
+    pub(crate) features: Vec<usize>,
+    /// Global indices of the source's window groups; a source's tile arenas are in this order.
+    pub(crate) groups: Vec<usize>,
+    /// Raw row layout.
+    pub(crate) row: RowLayout,
 }
 
 /// Derived from the configuration once.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
-    pub(crate) source_features: Vec<Vec<usize>>,
-    pub(crate) source_groups: Vec<Vec<usize>>,
+    pub(crate) sources: Vec<SourcePlan>,
     pub(crate) groups: Vec<Group>,
 }
 
 impl Plan {
     pub(crate) fn new(config: &EngineConfig) -> Plan {
         let ns = config.sources.len();
-        let mut source_features = vec![Vec::new(); ns];
-        for (f, def) in config.features.iter().enumerate() {
-            source_features[def.source].push(f);
-        }
         let mut groups: Vec<Group> = Vec::new();
-        let mut source_groups = vec![Vec::new(); ns];
-        for (f, def) in config.features.iter().enumerate() {
-            let (d, h) = (def.window.duration, def.window.hop_millis());
-            let pos = source_features[def.source]
+        let mut sources = Vec::with_capacity(ns);
+        for s in 0..ns {
+            let feats: Vec<usize> = (0..config.features.len())
+                .filter(|&f| config.features[f].source == s)
+                .collect();
+            let cols_aggs: Vec<(usize, Aggregation)> = feats
                 .iter()
-                .position(|&x| x == f)
-                .unwrap_or(0);
-            let g = match groups
-                .iter()
-                .position(|g| g.source == def.source && g.duration == d && g.hop == h)
-            {
-                Some(g) => g,
-                None => {
-                    groups.push(Group {
-                        source: def.source,
-                        duration: d,
-                        hop: h,
-                        features: Vec::new(),
-                        input_pos: Vec::new(),
-                        layout: Layout::new(&[]),
-                    });
-                    source_groups[def.source].push(groups.len() - 1);
-                    groups.len() - 1
-                }
-            };
-            groups[g].features.push(f);
-            groups[g].input_pos.push(pos);
+                .map(|&f| (config.features[f].column, config.features[f].agg))
+                .collect();
+            let columns = cols_aggs.iter().map(|(c, _)| c + 1).max().unwrap_or(0);
+            let mut own = Vec::new();
+            for &f in &feats {
+                let def = &config.features[f];
+                let (d, h) = (def.window.duration, def.window.hop_millis());
+                let g = match own
+                    .iter()
+                    .position(|&g: &usize| groups[g].duration == d && groups[g].hop == h)
+                {
+                    Some(i) => own[i],
+                    None => {
+                        groups.push(Group {
+                            source: s,
+                            duration: d,
+                            hop: h,
+                            features: Vec::new(),
+                            cols: Vec::new(),
+                            layout: Layout::new(&[]),
+                        });
+                        own.push(groups.len() - 1);
+                        groups.len() - 1
+                    }
+                };
+                groups[g].features.push(f);
+                groups[g].cols.push(def.column);
+            }
+            sources.push(SourcePlan {
+                features: feats,
+                groups: own,
+                row: RowLayout::new(columns, &cols_aggs),
+            });
         }
         for g in &mut groups {
             let aggs: Vec<_> = g.features.iter().map(|&f| config.features[f].agg).collect();
             g.layout = Layout::new(&aggs);
         }
-        Plan {
-            source_features,
-            source_groups,
-            groups,
-        }
+        Plan { sources, groups }
+    }
+
+    /// Oldest event time inside any window of `source` at `t` (`Millis::MAX` if the source
+    /// has no features).
+    pub(crate) fn source_tail(&self, source: usize, t: Millis) -> Millis {
+        self.sources[source]
+            .groups
+            .iter()
+            .map(|&g| self.groups[g].tail(t))
+            .min()
+            .unwrap_or(Millis::MAX)
     }
 }
 
@@ -93,37 +310,33 @@ impl Plan {
 pub(crate) struct SourceState {
     /// Newest applied event time (the watermark is this minus the allowed lateness).
     pub(crate) newest: Option<Millis>,
-    /// Events newer than the watermark, not yet folded into tiles.
-    pub(crate) pending: Vec<PendingRow>,
-    /// Their inputs, `source_features.len()` per row.
-    pub(crate) inputs: Vec<Input>,
+    /// Raw rows (see [`RowLayout`]), sorted by (time, seq); all newer by (time, seq) than
+    /// every event folded into tiles.
+    pub(crate) raw: Vec<u64>,
+    /// Per group of the source ([`SourcePlan::groups`] order), its tile arena; empty (no
+    /// allocation) while no group has tiles.
+    pub(crate) tiles: Vec<Vec<u64>>,
 }
 
 /// Everything kept for one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entity {
     pub(crate) sources: Box<[SourceState]>,
-    /// Per window group, its tile arena (see [`crate::tile`]); empty while it has no tiles.
-    pub(crate) groups: Box<[Vec<u64>]>,
 }
 
 impl Entity {
     pub(crate) fn new(plan: &Plan) -> Entity {
         Entity {
-            sources: vec![SourceState::default(); plan.source_features.len()].into(),
-            groups: vec![Vec::new(); plan.groups.len()].into(),
+            sources: vec![SourceState::default(); plan.sources.len()].into(),
         }
     }
 
     /// Heap bytes held: box and vector capacities (allocator overhead not included).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let mut b = std::mem::size_of_val(&*self.sources) + std::mem::size_of_val(&*self.groups);
+        let mut b = std::mem::size_of_val(&*self.sources);
         for s in self.sources.iter() {
-            b += s.pending.capacity() * std::mem::size_of::<PendingRow>()
-                + s.inputs.capacity() * std::mem::size_of::<Input>();
-        }
-        for g in self.groups.iter() {
-            b += g.capacity() * 8;
+            b += s.raw.capacity() * 8 + s.tiles.capacity() * std::mem::size_of::<Vec<u64>>();
+            b += s.tiles.iter().map(|t| t.capacity() * 8).sum::<usize>();
         }
         b
     }

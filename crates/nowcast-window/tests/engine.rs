@@ -10,9 +10,14 @@ fn feature(name: &str, agg: Aggregation, duration: i64, hop: Hop) -> FeatureDef 
     FeatureDef {
         name: name.into(),
         source: 0,
+        column: 0,
         agg,
         window: Window { duration, hop },
     }
+}
+
+fn on(column: usize, f: FeatureDef) -> FeatureDef {
+    FeatureDef { column, ..f }
 }
 
 fn config() -> EngineConfig {
@@ -24,7 +29,10 @@ fn config() -> EngineConfig {
         features: vec![
             feature("count", Aggregation::Count, 1_000, Hop::Tiled(100)),
             feature("sum", Aggregation::Sum, 1_000, Hop::Tiled(100)),
-            feature("distinct", Aggregation::DistinctCount, 1_000, Hop::Exact),
+            on(
+                1,
+                feature("distinct", Aggregation::DistinctCount, 1_000, Hop::Exact),
+            ),
             feature("last3", Aggregation::LastN(3), 10_000, Hop::Tiled(1_000)),
             feature(
                 "p50",
@@ -41,7 +49,7 @@ fn config() -> EngineConfig {
 
 fn inputs(i: u64) -> Vec<Input> {
     let v = Input::Num(i as f64 - 7.5);
-    vec![v, v, Input::Hash(i % 13), v, v]
+    vec![v, Input::Hash(i % 13)]
 }
 
 fn fed_engine() -> Engine {
@@ -100,7 +108,7 @@ fn snapshot_errors_are_specific() {
         read(&bad),
         WindowError::UnsupportedVersion {
             found: 9,
-            supported: 1
+            supported: 2
         }
     ));
 
@@ -111,6 +119,14 @@ fn snapshot_errors_are_specific() {
         .unwrap_err();
     assert!(matches!(err, WindowError::ConfigMismatch { .. }), "{err}");
     assert!(err.to_string().contains("different configuration"));
+    // Columns are part of the configuration.
+    let mut other = config();
+    other.features[3].column = 1;
+    other.features[2].column = 0;
+    let err = Engine::read_snapshot(other, &bytes[..])
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, WindowError::ConfigMismatch { .. }), "{err}");
 
     // Every truncation and every single-byte flip in the body is detected, never a panic.
     for cut in (0..bytes.len()).step_by(7) {
@@ -230,6 +246,10 @@ fn config_validation_names_feature_and_fix() {
             },
             "out of range",
         ),
+        (
+            on(1, feature("col", Aggregation::Count, 10, Hop::Exact)),
+            "input column 1 is out of range",
+        ),
     ];
     for (f, fix) in cases {
         let name = f.name.clone();
@@ -252,6 +272,55 @@ fn config_validation_names_feature_and_fix() {
     assert!(
         msg.contains("source `s`") && msg.contains("use 0 or a positive"),
         "{msg}"
+    );
+    // A column read by no feature.
+    let cfg = EngineConfig {
+        sources: config().sources,
+        features: vec![
+            feature("a", Aggregation::Count, 10, Hop::Exact),
+            on(2, feature("b", Aggregation::Sum, 10, Hop::Exact)),
+            on(2, feature("c", Aggregation::Max, 10, Hop::Exact)),
+        ],
+    };
+    let msg = Engine::new(cfg).unwrap_err().to_string();
+    assert!(
+        msg.contains("source `tx`") && msg.contains("input column 1 is read by no feature"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn shared_columns_feed_every_feature_reading_them() {
+    let cfg = EngineConfig {
+        sources: config().sources,
+        features: vec![
+            on(1, feature("n", Aggregation::Count, 1_000, Hop::Exact)),
+            feature("s", Aggregation::Sum, 1_000, Hop::Tiled(100)),
+            on(
+                1,
+                feature("d", Aggregation::DistinctCount, 1_000, Hop::Exact),
+            ),
+            feature("m", Aggregation::Max, 1_000, Hop::Exact),
+        ],
+    };
+    let mut e = Engine::new(cfg).unwrap();
+    assert_eq!(e.source_columns(0), 2);
+    assert_eq!(e.source_features(0), &[0, 1, 2, 3]);
+    let mut out = Vec::new();
+    for (i, (x, h)) in [(1.0, 7), (2.5, 7), (4.0, 9)].into_iter().enumerate() {
+        e.apply("k", 0, i as i64, &[Input::Num(x), Input::Hash(h)], None)
+            .unwrap();
+    }
+    e.apply("k", 0, 3, &[Input::Skip, Input::Skip], Some(&mut out))
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            FeatureValue::Num(3.0),
+            FeatureValue::Num(7.5),
+            FeatureValue::Num(2.0),
+            FeatureValue::Num(4.0)
+        ]
     );
 }
 
@@ -285,8 +354,7 @@ fn distinct_count_dense_regime_is_within_five_sigma() {
         // Repeats: draw from a growing pool so the true distinct count is known.
         let h = x % 40_000;
         distinct.insert(h);
-        e.apply("k", 0, i * 10, &[Input::Hash(h), Input::Hash(h)], None)
-            .unwrap();
+        e.apply("k", 0, i * 10, &[Input::Hash(h)], None).unwrap();
         if i % 5_000 == 4_999 {
             assert!(e.evaluate("k", i * 10, &mut out));
             let truth = distinct.len() as f64;
@@ -304,8 +372,7 @@ fn distinct_count_dense_regime_is_within_five_sigma() {
     // Exactly 256 distinct stays exact; the 257th switches to the sketch.
     let mut e2 = Engine::new(e.config().clone()).unwrap();
     for h in 0..256u64 {
-        e2.apply("k", 0, 5, &[Input::Hash(h), Input::Hash(h)], None)
-            .unwrap();
+        e2.apply("k", 0, 5, &[Input::Hash(h)], None).unwrap();
     }
     e2.evaluate("k", 5, &mut out);
     assert_eq!(out, vec![FeatureValue::Num(256.0); 2]);

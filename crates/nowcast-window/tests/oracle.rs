@@ -55,29 +55,49 @@ fn config_strategy() -> impl Strategy<Value = EngineConfig> {
     (
         lateness.clone(),
         lateness,
-        prop::collection::vec((0usize..2, agg_strategy(), window_strategy()), 1..10),
+        prop::collection::vec(
+            (0usize..2, agg_strategy(), window_strategy(), 0usize..4),
+            1..10,
+        ),
     )
-        .prop_map(|(l0, l1, feats)| EngineConfig {
-            sources: vec![
-                SourceDef {
-                    name: "a".into(),
-                    allowed_lateness: l0,
-                },
-                SourceDef {
-                    name: "b".into(),
-                    allowed_lateness: l1,
-                },
-            ],
-            features: feats
+        .prop_map(|(l0, l1, feats)| {
+            // Columns: a random share pattern, numbered densely per source in order of first
+            // use; a column read by a numeric aggregation is numeric.
+            let mut names: Vec<Vec<usize>> = vec![Vec::new(); 2];
+            let feats: Vec<_> = feats
                 .into_iter()
-                .enumerate()
-                .map(|(i, (source, agg, window))| FeatureDef {
-                    name: format!("f{i}"),
-                    source,
-                    agg,
-                    window,
+                .map(|(source, agg, window, raw_col)| {
+                    let cols = &mut names[source];
+                    let column = cols.iter().position(|&c| c == raw_col).unwrap_or_else(|| {
+                        cols.push(raw_col);
+                        cols.len() - 1
+                    });
+                    (source, agg, window, column)
                 })
-                .collect(),
+                .collect();
+            EngineConfig {
+                sources: vec![
+                    SourceDef {
+                        name: "a".into(),
+                        allowed_lateness: l0,
+                    },
+                    SourceDef {
+                        name: "b".into(),
+                        allowed_lateness: l1,
+                    },
+                ],
+                features: feats
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (source, agg, window, column))| FeatureDef {
+                        name: format!("f{i}"),
+                        source,
+                        column,
+                        agg,
+                        window,
+                    })
+                    .collect(),
+            }
         })
 }
 
@@ -109,18 +129,29 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         })
 }
 
-fn input_for(agg: &Aggregation, (kind, v): (u8, i16)) -> Input {
+/// The input of one column read by features with aggregations `aggs`: a hash only where every
+/// reader accepts one.
+fn input_for(aggs: &[Aggregation], (kind, v): (u8, i16)) -> Input {
     if kind < 2 {
         return Input::Skip;
     }
-    match agg {
-        Aggregation::DistinctCount if kind < 6 => Input::Hash(v as u64 & 0x1f),
-        Aggregation::Count | Aggregation::TimeSinceLast if kind < 4 => Input::Hash(v as u64),
-        _ => Input::Num(if kind == 9 {
-            v as f64 * 1000.5
-        } else {
-            v as f64 / 4.0
-        }),
+    let all = |f: fn(&Aggregation) -> bool| aggs.iter().all(f);
+    let distinct_ok = |a: &Aggregation| {
+        matches!(
+            a,
+            Aggregation::DistinctCount | Aggregation::Count | Aggregation::TimeSinceLast
+        )
+    };
+    if kind < 6 && all(distinct_ok) && aggs.contains(&Aggregation::DistinctCount) {
+        return Input::Hash(v as u64 & 0x1f);
+    }
+    if kind < 4 && all(|a| matches!(a, Aggregation::Count | Aggregation::TimeSinceLast)) {
+        return Input::Hash(v as u64);
+    }
+    match kind {
+        8 if v % 7 == 0 => Input::Num(f64::NAN),
+        9 => Input::Num(v as f64 * 1000.5),
+        _ => Input::Num(v as f64 / 4.0),
     }
 }
 
@@ -160,11 +191,16 @@ fn run(cfg: EngineConfig, steps: Vec<Step>, snapshot_at: usize) -> Result<(), Te
         }
         clock += st.dt;
         let key = format!("e{}", st.entity);
-        let inputs: Vec<Input> = engine
-            .source_features(st.source)
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| input_for(&cfg.features[f].agg, st.raw[i % st.raw.len()]))
+        let inputs: Vec<Input> = (0..engine.source_columns(st.source))
+            .map(|c| {
+                let aggs: Vec<Aggregation> = cfg
+                    .features
+                    .iter()
+                    .filter(|f| f.source == st.source && f.column == c)
+                    .map(|f| f.agg)
+                    .collect();
+                input_for(&aggs, st.raw[c % st.raw.len()])
+            })
             .collect();
         let want = oracle.eval(&key, clock);
         let oracle_res = oracle.apply(&key, st.source, clock, &inputs);
@@ -219,6 +255,21 @@ proptest! {
     ) {
         run(cfg, steps, snapshot_at)?;
     }
+
+    /// One busy entity: more raw rows than the raw cap, so rows are folded into tiles while
+    /// newer ones stay raw, with a snapshot in between.
+    #[test]
+    fn busy_entity_with_folds_matches_oracle(
+        cfg in config_strategy(),
+        steps in prop::collection::vec(step_strategy(), 300..500),
+        snapshot_at in 0usize..500,
+    ) {
+        let steps = steps
+            .into_iter()
+            .map(|s| Step { entity: 0, dt: s.dt.rem_euclid(5) - 1, ..s })
+            .collect();
+        run(cfg, steps, snapshot_at)?;
+    }
 }
 
 /// Many events in one window: LastN truncation per tile, quantile bins and distinct sets
@@ -245,6 +296,7 @@ fn dense_single_entity_stream_matches_oracle() {
             features.push(FeatureDef {
                 name: format!("f{i}_{j}"),
                 source: 0,
+                column: i.min(2),
                 agg: *agg,
                 window: Window { duration: 100, hop },
             });

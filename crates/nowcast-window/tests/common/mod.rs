@@ -105,7 +105,7 @@ impl Oracle {
             Hop::Exact => t - w + 1,
             Hop::Tiled(h) => (t - w + 1).div_euclid(h) * h,
         };
-        let pos = self.src_feats[s].iter().position(|&x| x == f).unwrap();
+        let pos = def.column;
         let evs: Vec<(Millis, u64, Input)> = ent[s]
             .iter()
             .filter(|e| lo <= e.time && e.time <= t)
