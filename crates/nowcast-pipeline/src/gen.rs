@@ -47,7 +47,7 @@ impl Default for GenConfig {
             seed: 42,
             users: 100_000,
             merchants: 20_000,
-            fraud_rate: 0.0002,
+            fraud_rate: 0.001,
         }
     }
 }

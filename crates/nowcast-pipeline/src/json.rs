@@ -6,6 +6,14 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
 }
 
+/// `"name":` as JSON bytes (escaped), rendered once and reused for every record.
+pub fn object_key(name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 3);
+    push_str(&mut out, name);
+    out.push(b':');
+    out
+}
+
 fn push_f64(out: &mut Vec<u8>, v: f64) {
     // serde_json writes non-finite floats as `null`.
     serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
@@ -113,7 +121,7 @@ impl JsonLine {
         event_id: &str,
         entity: &str,
         time: i64,
-        names: &[String],
+        keys: &[Vec<u8>],
         values: &[FeatureValue],
     ) {
         out.extend_from_slice(b"{\"event_id\":");
@@ -123,12 +131,11 @@ impl JsonLine {
         out.extend_from_slice(b",\"event_time\":");
         push_i64(out, time);
         out.extend_from_slice(b",\"features\":{");
-        for (i, (n, v)) in names.iter().zip(values).enumerate() {
+        for (i, (k, v)) in keys.iter().zip(values).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_str(out, n);
-            out.push(b':');
+            out.extend_from_slice(k);
             push_value(out, v);
         }
         out.extend_from_slice(b"}}");
@@ -147,8 +154,8 @@ pub struct PredictionLine<'a> {
     pub model: &'a str,
     /// Model version.
     pub model_version: &'a str,
-    /// Model input names.
-    pub names: &'a [String],
+    /// Model input names as pre-rendered JSON keys ([`object_key`]).
+    pub keys: &'a [Vec<u8>],
     /// Model input values as fed to the model.
     pub values: &'a [f32],
     /// Event time.
@@ -171,12 +178,11 @@ impl PredictionLine<'_> {
         out.extend_from_slice(b",\"model_version\":");
         push_str(out, self.model_version);
         out.extend_from_slice(b",\"features\":{");
-        for (i, (n, v)) in self.names.iter().zip(self.values).enumerate() {
+        for (i, (k, v)) in self.keys.iter().zip(self.values).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_str(out, n);
-            out.push(b':');
+            out.extend_from_slice(k);
             push_f64(out, *v as f64);
         }
         out.extend_from_slice(b"},\"event_time\":");

@@ -25,6 +25,8 @@ pub struct InputPlan {
     pub names: Vec<String>,
     /// Request-time field names, in the order `request` values are given.
     pub request_fields: Vec<String>,
+    /// Each input's JSON object key, pre-rendered (`"name":`), for the output writers.
+    pub json_keys: Vec<Vec<u8>>,
 }
 
 impl InputPlan {
@@ -55,16 +57,18 @@ impl InputPlan {
                 },
             })
             .collect();
-        let names = spec
+        let names: Vec<String> = spec
             .model
             .inputs
             .iter()
             .map(|i| i.name().to_string())
             .collect();
+        let json_keys = names.iter().map(|n| crate::json::object_key(n)).collect();
         InputPlan {
             slots,
             names,
             request_fields,
+            json_keys,
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Shared {
     pub plan: InputPlan,
     /// Feature names in spec order.
     pub feature_names: Vec<String>,
+    /// Feature names as pre-rendered JSON keys.
+    pub feature_keys: Vec<Vec<u8>>,
     /// Counters and latencies.
     pub stats: Arc<Stats>,
     /// Stop after the current batch.
@@ -219,6 +221,12 @@ impl Runtime {
                 .iter()
                 .map(|f| f.name.clone())
                 .collect(),
+            feature_keys: spec
+                .engine
+                .features
+                .iter()
+                .map(|f| crate::json::object_key(&f.name))
+                .collect(),
             stats: Arc::new(Stats::new(spec.sources.len())),
             logs,
             shards,
@@ -253,6 +261,7 @@ impl Runtime {
                     .expect("spawn worker thread")
             })
             .collect();
+        spawn_gauges(Arc::downgrade(&shared));
         Ok(Runtime {
             shared,
             workers,
@@ -414,6 +423,41 @@ impl Runtime {
     pub fn healthy(&self) -> bool {
         self.workers.iter().all(|w| !w.is_finished())
     }
+}
+
+/// Publishes the gauges once a second (state size every fifth second, as it walks every
+/// entity) until the runtime is dropped.
+fn spawn_gauges(shared: std::sync::Weak<Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("nowcast-gauges".into())
+        .spawn(move || {
+            let mut tick = 0u64;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let now = now_ms();
+                for (src, newest) in shared.spec.sources.iter().zip(&shared.stats.newest_event) {
+                    let t = newest.load(Ordering::Relaxed);
+                    if t != i64::MIN {
+                        metrics::gauge!("nowcast_freshness_seconds", "source" => src.name.clone())
+                            .set((now - t) as f64 / 1e3);
+                    }
+                }
+                if tick % 5 == 0 {
+                    let (mut entities, mut bytes) = (0usize, 0usize);
+                    for shard in &shared.shards {
+                        let e = shard.read();
+                        entities += e.entities();
+                        bytes += e.state_bytes();
+                    }
+                    metrics::gauge!("nowcast_state_entities").set(entities as f64);
+                    metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
+                }
+                tick += 1;
+            }
+        });
 }
 
 /// The value an aggregation has over an empty window.

@@ -235,7 +235,7 @@ fn process(
                             &event_id,
                             &d.key,
                             d.time,
-                            &shared.feature_names,
+                            &shared.feature_keys,
                             &s.features,
                         );
                         task.outputs.line(3, &s.line)?;
@@ -274,7 +274,7 @@ fn process(
             score: s.scores[i],
             model: model.name(),
             model_version: model.version(),
-            names: &shared.plan.names,
+            keys: &shared.plan.json_keys,
             values: row,
             event_time: meta.event_time,
             emit_time: emit,

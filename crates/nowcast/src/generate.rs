@@ -23,7 +23,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 20_000)]
     merchants: u64,
     /// Probability per event that a fraud burst starts.
-    #[arg(long, default_value_t = 0.0002)]
+    #[arg(long, default_value_t = 0.001)]
     fraud_rate: f64,
     /// Event time of the first event: RFC 3339 or epoch ms (default: so the last event is now).
     #[arg(long)]

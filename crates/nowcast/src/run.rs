@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Do not start the HTTP API.
     #[arg(long)]
     no_serve: bool,
+    /// Serving address (default: the spec's `serving.addr`).
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
 }
 
 pub fn load_spec(path: &std::path::Path) -> anyhow::Result<PipelineSpec> {
@@ -156,7 +159,7 @@ impl Server {
 pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = load_spec(&a.config)?;
     let metrics = crate::telemetry::install()?;
-    let addr = spec.serving_addr;
+    let addr = a.addr.unwrap_or(spec.serving_addr);
     let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
         .ok()
         .and_then(|v| v.parse().ok());
