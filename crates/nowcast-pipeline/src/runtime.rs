@@ -445,7 +445,7 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
                             .set((now - t) as f64 / 1e3);
                     }
                 }
-                if tick % 5 == 0 {
+                if tick.is_multiple_of(5) {
                     let (mut entities, mut bytes) = (0usize, 0usize);
                     for shard in &shared.shards {
                         let e = shard.read();
