@@ -9,6 +9,16 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+
+/// Field name → slot. A handful of short names: a linear scan beats hashing them.
+#[derive(Debug, Clone, Default)]
+struct FieldTable(Vec<(Box<str>, usize)>);
+
+impl FieldTable {
+    fn get(&self, name: &str) -> Option<usize> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, s)| *s)
+    }
+}
 use std::fmt;
 
 use nowcast_core::{parse_event_time, Millis, RejectReason};
@@ -91,7 +101,7 @@ struct FeatureSlot {
 /// Decodes one source's JSON records.
 #[derive(Debug, Clone)]
 pub struct JsonDecoder {
-    fields: HashMap<String, usize>,
+    fields: FieldTable,
     names: Vec<String>,
     key: usize,
     time: usize,
@@ -153,7 +163,12 @@ impl JsonDecoder {
             .collect();
         let request = spec.model.request_fields.iter().map(|f| slot(f)).collect();
         JsonDecoder {
-            fields,
+            fields: FieldTable(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k.into_boxed_str(), v))
+                    .collect(),
+            ),
             names,
             key,
             time,
@@ -320,7 +335,7 @@ fn hash_val(v: &Val<'_>) -> u64 {
 }
 
 struct RecordVisitor<'v, 'a> {
-    fields: &'v HashMap<String, usize>,
+    fields: &'v FieldTable,
     vals: &'v mut Vec<Val<'a>>,
 }
 
@@ -334,7 +349,7 @@ impl<'de, 'v> Visitor<'de> for RecordVisitor<'v, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match self.fields.get(key.as_ref()) {
-                Some(&slot) => self.vals[slot] = map.next_value_seed(ValSeed)?,
+                Some(slot) => self.vals[slot] = map.next_value_seed(ValSeed)?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
