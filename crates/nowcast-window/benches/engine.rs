@@ -92,7 +92,10 @@ fn config() -> EngineConfig {
 
 struct Stream {
     rng: Rng,
+    /// Pre-built keys (`NOWCAST_BENCH_KEYS=table`), or empty: keys are formatted per event.
     keys: Vec<String>,
+    entities: u64,
+    key: String,
     clock: f64,
     step: f64,
     inputs: Vec<Input>,
@@ -102,13 +105,30 @@ impl Stream {
     /// Next event: key index and time; fills `inputs`.
     fn next(&mut self) -> (usize, i64) {
         self.clock += self.step;
-        let key = self.rng.below(self.keys.len() as u64) as usize;
+        let key = self.rng.below(self.entities) as usize;
+        if self.keys.is_empty() {
+            format_key(&mut self.key, key as u64);
+        }
         let time = self.clock as i64 - self.rng.below(5_000) as i64;
         let amount = (self.rng.unit() * 6.0).exp() - 1.0;
         let merchant = self.rng.below(1_000);
         self.inputs[0] = Input::Num(amount);
         self.inputs[1] = Input::Hash(merchant);
         (key, time)
+    }
+}
+
+/// The key of entity `i`: `user-` and 16 hex digits of a bijective mix of `i`.
+fn format_key(out: &mut String, i: u64) {
+    let mut z = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^= z >> 29;
+    out.clear();
+    out.push_str("user-");
+    for k in (0..16).rev() {
+        out.push(char::from(
+            b"0123456789abcdef"[((z >> (4 * k)) & 15) as usize],
+        ));
     }
 }
 
@@ -124,7 +144,12 @@ fn run(
     for _ in 0..n {
         let (k, t) = s.next();
         let o = if eval { Some(&mut *out) } else { None };
-        late += engine.apply(&s.keys[k], 0, t, &s.inputs, o).is_err() as usize;
+        let key = if s.keys.is_empty() {
+            &s.key
+        } else {
+            &s.keys[k]
+        };
+        late += engine.apply(key, 0, t, &s.inputs, o).is_err() as usize;
     }
     std::hint::black_box(late);
     n as f64 / start.elapsed().as_secs_f64()
@@ -154,14 +179,25 @@ fn main() {
         .unwrap_or(1_000_000);
     let cfg = config();
     let mut engine = Engine::new(cfg).unwrap();
-    let mut rng = Rng(42);
-    let keys = (0..entities)
-        .map(|_| format!("user-{:016x}", rng.next()))
-        .collect();
+    let rng = Rng(42);
+    let table = std::env::var("NOWCAST_BENCH_KEYS").is_ok_and(|v| v == "table");
+    let keys = if table {
+        (0..entities as u64)
+            .map(|i| {
+                let mut k = String::new();
+                format_key(&mut k, i);
+                k
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let per_day = EVENTS_PER_DAY * entities as f64;
     let mut s = Stream {
         rng,
         keys,
+        entities: entities as u64,
+        key: String::new(),
         clock: 1.7e12,
         step: DAY as f64 / per_day,
         inputs: vec![Input::Skip; 2],

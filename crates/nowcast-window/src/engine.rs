@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use nowcast_core::{FeatureValue, Millis};
 
 use crate::eval::{self, Scratch};
-use crate::state::{Entity, KeyHash, Plan, SourceState, RAW_CAP, RAW_KEEP};
+use crate::state::{Entity, Key, KeyHash, Plan, SourceState, DEAD_BATCH, RAW_CAP, RAW_KEEP};
 use crate::tile::Layout;
 use crate::{EngineConfig, Input, Late, WindowError};
 
@@ -15,7 +15,7 @@ use crate::{EngineConfig, Input, Late, WindowError};
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) plan: Plan,
-    pub(crate) entities: HashMap<Box<str>, Entity, KeyHash>,
+    pub(crate) entities: HashMap<Key, Entity, KeyHash>,
     /// Arrival counter: incremented per applied event, breaks time ties for last/last_n.
     pub(crate) seq: u64,
     scratch: Scratch,
@@ -100,12 +100,12 @@ impl Engine {
             scratch: &mut self.scratch,
             seq: &mut self.seq,
         };
-        if let Some(entity) = self.entities.get_mut(key) {
+        if let Some(entity) = self.entities.get_mut(key.as_bytes()) {
             return ctx.apply(entity, source, time, inputs, features_out);
         }
         let mut entity = Entity::new(&self.plan);
         ctx.apply(&mut entity, source, time, inputs, features_out)?;
-        self.entities.insert(key.into(), entity);
+        self.entities.insert(Key::new(key), entity);
         Ok(())
     }
 
@@ -117,7 +117,7 @@ impl Engine {
     /// available.
     pub fn evaluate(&self, key: &str, t: Millis, out: &mut Vec<FeatureValue>) -> bool {
         out.clear();
-        let Some(entity) = self.entities.get(key) else {
+        let Some(entity) = self.entities.get(key.as_bytes()) else {
             return false;
         };
         let mut scratch = Scratch::default();
@@ -128,8 +128,12 @@ impl Engine {
     /// Newest applied event time per source for `key` (`None` for a source never seen), or
     /// `None` if the entity is unknown.
     pub fn newest_event_times(&self, key: &str) -> Option<Vec<Option<Millis>>> {
-        let e = self.entities.get(key)?;
-        Some(e.sources.iter().map(|s| s.newest).collect())
+        let e = self.entities.get(key.as_bytes())?;
+        Some(
+            (0..self.plan.sources.len())
+                .map(|s| e.source(s).newest)
+                .collect(),
+        )
     }
 
     /// Drops every entity whose every window is empty at every `t >= stream_time` (its newest
@@ -143,7 +147,7 @@ impl Engine {
             plan.groups
                 .iter()
                 .zip(&tails)
-                .any(|(g, &lo)| e.sources[g.source].newest.is_some_and(|n| n >= lo))
+                .any(|(g, &lo)| e.source(g.source).newest.is_some_and(|n| n >= lo))
         });
         before - self.entities.len()
     }
@@ -157,12 +161,12 @@ impl Engine {
     /// state header + control byte), and for each entity its key bytes and the capacity of
     /// every box and vector it owns (per-source raw rows, per-window tile arenas). Allocator overhead is not included. O(entities).
     pub fn state_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(Box<str>, Entity)>() + 1;
+        let slot = std::mem::size_of::<(Key, Entity)>() + 1;
         self.entities.capacity() * slot
             + self
                 .entities
                 .iter()
-                .map(|(k, e)| k.len() + e.heap_bytes())
+                .map(|(k, e)| k.heap_bytes() + e.heap_bytes())
                 .sum::<usize>()
     }
 }
@@ -185,7 +189,7 @@ impl Ctx<'_> {
         out: Option<&mut Vec<FeatureValue>>,
     ) -> Result<(), Late> {
         let lateness = self.config.sources[source].allowed_lateness;
-        if let Some(newest) = entity.sources[source].newest {
+        if let Some(newest) = entity.source(source).newest {
             let watermark = newest.saturating_sub(lateness);
             if time < watermark {
                 return Err(Late { watermark, newest });
@@ -197,7 +201,7 @@ impl Ctx<'_> {
         *self.seq += 1;
         let seq = *self.seq;
         let sp = &self.plan.sources[source];
-        let st = &mut entity.sources[source];
+        let st = entity.source_mut(source);
         let newest = st.newest.map_or(time, |n| n.max(time));
         st.newest = Some(newest);
         if sp.groups.is_empty() {
@@ -222,9 +226,10 @@ impl Ctx<'_> {
         }
 
         // Expire rows older than every window at the watermark (evaluation never goes below
-        // it), then fold the oldest rows at or before the watermark if over the cap.
+        // it; see DEAD_BATCH), then fold the oldest rows at or before the watermark if over the cap.
+        let rows = rl.rows(&st.raw);
         let dead = rl.count_before(&st.raw, self.plan.source_tail(source, wm));
-        if dead > 0 {
+        if dead > 0 && (dead >= DEAD_BATCH || dead * 4 >= rows) {
             st.raw.drain(..dead * stride);
         }
         let rows = rl.rows(&st.raw);
@@ -237,14 +242,14 @@ impl Ctx<'_> {
         if st.raw.capacity() > 2 * st.raw.len() + 4 * stride {
             st.raw.shrink_to(st.raw.len() + 2 * stride);
         }
-        if !st.tiles.is_empty() {
-            for (arena, &g) in st.tiles.iter_mut().zip(&sp.groups) {
+        if let Some(tiles) = &mut st.tiles {
+            for (arena, &g) in tiles.iter_mut().zip(&sp.groups) {
                 if !arena.is_empty() {
                     Layout::expire(arena, self.plan.groups[g].first_tile(wm));
                 }
             }
-            if st.tiles.iter().all(|a| a.is_empty()) {
-                st.tiles = Vec::new();
+            if tiles.iter().all(|a| a.is_empty()) {
+                st.tiles = None;
             }
         }
         Ok(())
@@ -255,10 +260,10 @@ impl Ctx<'_> {
     fn fold(&self, st: &mut SourceState, source: usize, wm: Millis, n: usize) {
         let sp = &self.plan.sources[source];
         let rl = &sp.row;
-        if st.tiles.is_empty() {
-            st.tiles = vec![Vec::new(); sp.groups.len()];
-        }
-        for (arena, &g) in st.tiles.iter_mut().zip(&sp.groups) {
+        let tiles = st
+            .tiles
+            .get_or_insert_with(|| vec![Vec::new(); sp.groups.len()].into());
+        for (arena, &g) in tiles.iter_mut().zip(&sp.groups) {
             let group = &self.plan.groups[g];
             let first = group.first_tile(wm);
             for row in st.raw[..n * rl.stride].chunks_exact(rl.stride) {
@@ -294,16 +299,39 @@ pub(crate) fn evaluate_entity(
         if sp.groups.is_empty() {
             continue;
         }
-        let src = &entity.sources[s];
+        let src = entity.source(s);
         let lateness = config.sources[s].allowed_lateness;
         let tf = src.newest.map_or(t, |n| t.max(n.saturating_sub(lateness)));
         let rl = &sp.row;
-        let end = rl.count_upto(&src.raw, tf);
-        for (li, &g) in sp.groups.iter().enumerate() {
-            let group = &plan.groups[g];
+        // Window starts and the end in ONE forward pass over the rows (sorted by time): cache
+        // lines are touched in order, so the prefetcher follows and the group scans below hit.
+        let bounds = &mut scratch.bounds;
+        bounds.clear();
+        bounds.extend(
+            sp.groups
+                .iter()
+                .enumerate()
+                .map(|(li, &g)| (plan.groups[g].tail(tf), li, 0usize)),
+        );
+        bounds.sort_unstable();
+        let n = rl.rows(&src.raw);
+        let mut i = 0;
+        for b in bounds.iter_mut() {
+            while i < n && rl.time(&src.raw, i) < b.0 {
+                i += 1;
+            }
+            b.2 = i;
+        }
+        while i < n && rl.time(&src.raw, i) <= tf {
+            i += 1;
+        }
+        let end = i;
+        for bi in 0..bounds.len() {
+            let (_, li, start) = scratch.bounds[bi];
+            let group = &plan.groups[sp.groups[li]];
             let first = group.first_tile(tf);
-            let start = rl.count_before(&src.raw[..end * rl.stride], group.tail(tf));
-            let arena = src.tiles.get(li).map_or(&[][..], |a| &a[..]);
+            let start = start.min(end);
+            let arena = src.tiles.as_ref().map_or(&[][..], |t| &t[li][..]);
             eval::evaluate_group(
                 group,
                 arena,

@@ -55,6 +55,8 @@ pub(crate) struct Scratch {
     accs: Vec<Acc>,
     bufs: Vec<VarBuf>,
     basic: Vec<Option<Basic>>,
+    /// Per window group of a source: (tail, local index, first raw row in the window).
+    pub(crate) bounds: Vec<(Millis, usize, usize)>,
 }
 
 /// Chan et al. merge of (count, mean, M2) states.

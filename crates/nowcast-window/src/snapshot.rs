@@ -14,7 +14,7 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
-use crate::state::Entity;
+use crate::state::{Entity, Key};
 use crate::{Engine, EngineConfig, WindowError};
 
 const MAGIC: &[u8; 4] = b"NCWS";
@@ -68,9 +68,9 @@ impl Engine {
         e.u64(self.seq)?;
         e.u64(self.entities.len() as u64)?;
         for (key, ent) in &self.entities {
-            e.len(key.len())?;
+            e.len(key.as_bytes().len())?;
             e.bytes(key.as_bytes())?;
-            write_entity(&mut e, ent)?;
+            write_entity(&mut e, ent, self.plan.sources.len())?;
         }
         let crc = e.crc.finalize();
         e.w.write_all(&crc.to_le_bytes())?;
@@ -119,7 +119,7 @@ impl Engine {
             let key =
                 String::from_utf8(key).map_err(|_| WindowError::corrupt("key is not UTF-8"))?;
             let ent = read_entity(&mut d, &engine)?;
-            if engine.entities.insert(key.into(), ent).is_some() {
+            if engine.entities.insert(Key::new(&key), ent).is_some() {
                 return Err(WindowError::corrupt("duplicate entity key"));
             }
         }
@@ -136,17 +136,18 @@ impl Engine {
     }
 }
 
-fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity) -> Result<(), WindowError> {
+fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity, sources: usize) -> Result<(), WindowError> {
     let words = |e: &mut Enc<W>, v: &[u64]| -> Result<(), WindowError> {
         e.len(v.len())?;
         v.iter().try_for_each(|&w| e.u64(w))
     };
-    for s in ent.sources.iter() {
+    for s in (0..sources).map(|s| ent.source(s)) {
         e.u8(s.newest.is_some() as u8)?;
         e.i64(s.newest.unwrap_or(0))?;
         words(e, &s.raw)?;
-        e.len(s.tiles.len())?;
-        for arena in &s.tiles {
+        let tiles = s.tiles.as_deref().unwrap_or(&[]);
+        e.len(tiles.len())?;
+        for arena in tiles {
             words(e, arena)?;
         }
     }
@@ -200,8 +201,8 @@ impl<R: Read> Dec<R> {
 fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, WindowError> {
     let plan = &engine.plan;
     let mut ent = Entity::new(plan);
-    for (s, st) in ent.sources.iter_mut().enumerate() {
-        let sp = &plan.sources[s];
+    for (s, sp) in plan.sources.iter().enumerate() {
+        let st = ent.source_mut(s);
         let has = d.u8()?;
         let newest = d.i64()?;
         st.newest = match has {
@@ -231,13 +232,17 @@ fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, Windo
         if nt != 0 && nt != sp.groups.len() {
             return Err(WindowError::corrupt("wrong number of tile arenas"));
         }
+        let mut tiles = Vec::new();
         for &g in sp.groups.iter().take(nt) {
             let n = d.u32()? as usize;
             let words = d.vec(n, |d| d.u64())?;
             if !plan.groups[g].layout.is_valid(&words) {
                 return Err(WindowError::corrupt("tile arena structure is invalid"));
             }
-            st.tiles.push(words);
+            tiles.push(words);
+        }
+        if nt > 0 {
+            st.tiles = Some(tiles.into());
         }
     }
     Ok(ent)

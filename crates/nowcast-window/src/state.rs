@@ -20,6 +20,10 @@ use crate::{Aggregation, EngineConfig, Input};
 pub(crate) const RAW_CAP: usize = 64;
 /// Raw rows left after a fold (see [`RAW_CAP`]).
 pub(crate) const RAW_KEEP: usize = 48;
+/// Rows older than every window are dropped once there are this many (or a quarter of the
+/// rows): they are never read (every window starts after them), and dropping them one at a
+/// time would move the whole buffer on every event.
+pub(crate) const DEAD_BATCH: usize = 4;
 
 /// Raw input tags (2 bits per column).
 pub(crate) const TAG_SKIP: u64 = 0;
@@ -85,28 +89,25 @@ impl RowLayout {
         raw[i * self.stride] as Millis
     }
 
-    /// Number of leading rows with `time < t` (rows are sorted by time).
+    /// Number of leading rows with `time < t`, scanning forward from the start (for
+    /// expiry: dead rows are few and at the front).
     pub(crate) fn count_before(&self, raw: &[u64], t: Millis) -> usize {
-        let (mut lo, mut hi) = (0, self.rows(raw));
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.time(raw, mid) < t {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+        let n = self.rows(raw);
+        let mut i = 0;
+        while i < n && self.time(raw, i) < t {
+            i += 1;
         }
-        lo
+        i
     }
 
-    /// Number of leading rows with `time <= t`; checks from the end first since new rows are
-    /// usually the newest.
+    /// Number of leading rows with `time <= t`, scanning backward (new rows are usually the
+    /// newest).
     pub(crate) fn count_upto(&self, raw: &[u64], t: Millis) -> usize {
-        let n = self.rows(raw);
-        if n == 0 || self.time(raw, n - 1) <= t {
-            return n;
+        let mut n = self.rows(raw);
+        while n > 0 && self.time(raw, n - 1) > t {
+            n -= 1;
         }
-        self.count_before(raw, t.saturating_add(1))
+        n
     }
 
     /// The tag of column `c` in `row`.
@@ -313,32 +314,124 @@ pub(crate) struct SourceState {
     /// Raw rows (see [`RowLayout`]), sorted by (time, seq); all newer by (time, seq) than
     /// every event folded into tiles.
     pub(crate) raw: Vec<u64>,
-    /// Per group of the source ([`SourcePlan::groups`] order), its tile arena; empty (no
+    /// Per group of the source ([`SourcePlan::groups`] order), its tile arena; `None` (no
     /// allocation) while no group has tiles.
-    pub(crate) tiles: Vec<Vec<u64>>,
+    pub(crate) tiles: Option<Box<[Vec<u64>]>>,
 }
 
-/// Everything kept for one entity.
+/// Everything kept for one entity. The first source's state is inline (in the map slot), so
+/// a single-source entity costs one allocation (its raw rows) while it has no tiles.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Entity {
-    pub(crate) sources: Box<[SourceState]>,
+    first: SourceState,
+    rest: Box<[SourceState]>,
 }
 
 impl Entity {
     pub(crate) fn new(plan: &Plan) -> Entity {
+        let n = plan.sources.len().saturating_sub(1);
         Entity {
-            sources: vec![SourceState::default(); plan.sources.len()].into(),
+            first: SourceState::default(),
+            rest: vec![SourceState::default(); n].into(),
+        }
+    }
+
+    /// The state of source `s`.
+    #[inline]
+    pub(crate) fn source(&self, s: usize) -> &SourceState {
+        match s {
+            0 => &self.first,
+            _ => &self.rest[s - 1],
+        }
+    }
+
+    /// The state of source `s`, mutably.
+    #[inline]
+    pub(crate) fn source_mut(&mut self, s: usize) -> &mut SourceState {
+        match s {
+            0 => &mut self.first,
+            _ => &mut self.rest[s - 1],
         }
     }
 
     /// Heap bytes held: box and vector capacities (allocator overhead not included).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let mut b = std::mem::size_of_val(&*self.sources);
-        for s in self.sources.iter() {
-            b += s.raw.capacity() * 8 + s.tiles.capacity() * std::mem::size_of::<Vec<u64>>();
-            b += s.tiles.iter().map(|t| t.capacity() * 8).sum::<usize>();
+        let mut b = std::mem::size_of_val(&*self.rest);
+        for s in std::iter::once(&self.first).chain(self.rest.iter()) {
+            b += s.raw.capacity() * 8;
+            if let Some(t) = &s.tiles {
+                b += std::mem::size_of_val(&**t);
+                b += t.iter().map(|a| a.capacity() * 8).sum::<usize>();
+            }
         }
         b
+    }
+}
+
+/// Longest entity key stored inline in the map slot.
+const INLINE_KEY: usize = 22;
+
+/// An entity key: inline up to [`INLINE_KEY`] bytes (no allocation, no pointer to chase on
+/// lookup), boxed beyond. Always valid UTF-8 (built from a `&str`). Hashes and compares as
+/// its bytes, so the map is queried with `&[u8]`.
+#[derive(Clone)]
+pub(crate) enum Key {
+    Inline(u8, [u8; INLINE_KEY]),
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub(crate) fn new(s: &str) -> Key {
+        let b = s.as_bytes();
+        if b.len() <= INLINE_KEY {
+            let mut a = [0u8; INLINE_KEY];
+            a[..b.len()].copy_from_slice(b);
+            Key::Inline(b.len() as u8, a)
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline(n, a) => &a[..*n as usize],
+            Key::Heap(b) => b,
+        }
+    }
+
+    /// Heap bytes held by the key.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Key::Inline(..) => 0,
+            Key::Heap(b) => b.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Key) -> bool {
+        self.as_bytes() == o.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_bytes().hash(h)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -351,6 +444,9 @@ impl Hasher for KeyHasher {
         self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
     }
     fn write_u8(&mut self, i: u8) {
+        self.0 = crate::hll::mix(self.0 ^ i as u64);
+    }
+    fn write_usize(&mut self, i: usize) {
         self.0 = crate::hll::mix(self.0 ^ i as u64);
     }
     fn finish(&self) -> u64 {
