@@ -202,6 +202,7 @@ impl Ctx<'_> {
         let seq = *self.seq;
         let sp = &self.plan.sources[source];
         let st = entity.source_mut(source);
+        let in_order = st.newest.is_none_or(|n| time >= n);
         let newest = st.newest.map_or(time, |n| n.max(time));
         st.newest = Some(newest);
         if sp.groups.is_empty() {
@@ -213,24 +214,38 @@ impl Ctx<'_> {
 
         // Insert the row at its (time, seq) position: after every row with time <= `time`
         // (its seq is the largest so far).
+        // In-order events (time >= newest) go at the end without reading the buffer.
         let rows = rl.rows(&st.raw);
-        let pos = rl.count_upto(&st.raw, time);
+        let pos = if in_order {
+            rows
+        } else {
+            rl.count_upto(&st.raw, time)
+        };
         if st.raw.capacity() < st.raw.len() + stride {
-            // Grow by a quarter (at least two rows): buffers are long-lived and their length
-            // is stable once the windows are full, so doubling would mostly waste memory.
-            st.raw.reserve_exact(stride * (rows / 4).max(2));
+            // Grow by half (at least 4 rows): buffers are long-lived and their length is
+            // stable once the windows are full, so doubling would mostly waste memory, while
+            // growing by little would reallocate (a cache miss in the allocator) too often.
+            st.raw.reserve_exact(stride * (rows / 2).max(4));
         }
         rl.push(&mut st.raw, time, seq, inputs);
         if pos < rows {
             st.raw[pos * stride..].rotate_right(stride);
         }
+        if pos == 0 {
+            st.oldest = time;
+        }
 
         // Expire rows older than every window at the watermark (evaluation never goes below
         // it; see DEAD_BATCH), then fold the oldest rows at or before the watermark if over the cap.
-        let rows = rl.rows(&st.raw);
-        let dead = rl.count_before(&st.raw, self.plan.source_tail(source, wm));
-        if dead > 0 && (dead >= DEAD_BATCH || dead * 4 >= rows) {
-            st.raw.drain(..dead * stride);
+        // `oldest` spares reading the buffer's head when nothing can be dead.
+        let tail = self.plan.source_tail(source, wm);
+        if st.oldest < tail {
+            let rows = rl.rows(&st.raw);
+            let dead = rl.count_before(&st.raw, tail);
+            if dead > 0 && (dead >= DEAD_BATCH || dead * 4 >= rows) {
+                st.raw.drain(..dead * stride);
+                st.oldest = st.raw.first().map_or(Millis::MAX, |&t| t as Millis);
+            }
         }
         let rows = rl.rows(&st.raw);
         if rows > RAW_CAP {
@@ -239,8 +254,8 @@ impl Ctx<'_> {
                 self.fold(st, source, wm, foldable);
             }
         }
-        if st.raw.capacity() > 2 * st.raw.len() + 4 * stride {
-            st.raw.shrink_to(st.raw.len() + 2 * stride);
+        if st.raw.capacity() > 2 * st.raw.len() + 8 * stride {
+            st.raw.shrink_to(st.raw.len() + 4 * stride);
         }
         if let Some(tiles) = &mut st.tiles {
             for (arena, &g) in tiles.iter_mut().zip(&sp.groups) {
@@ -281,6 +296,7 @@ impl Ctx<'_> {
             }
         }
         st.raw.drain(..n * rl.stride);
+        st.oldest = st.raw.first().map_or(Millis::MAX, |&t| t as Millis);
     }
 }
 

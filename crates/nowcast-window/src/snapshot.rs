@@ -14,6 +14,8 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 
+use nowcast_core::Millis;
+
 use crate::state::{Entity, Key};
 use crate::{Engine, EngineConfig, WindowError};
 
@@ -216,6 +218,7 @@ fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, Windo
             return Err(WindowError::corrupt("raw rows are invalid"));
         }
         let rows = sp.row.rows(&st.raw);
+        st.oldest = st.raw.first().map_or(Millis::MAX, |&t| t as Millis);
         if rows > 0 && (sp.groups.is_empty() || st.newest.is_none()) {
             return Err(WindowError::corrupt(
                 "raw rows without a newest time or features",

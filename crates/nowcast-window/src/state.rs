@@ -131,13 +131,20 @@ impl RowLayout {
         }
     }
 
-    /// Appends the row of an event to `raw`.
+    /// Appends the row of an event to `raw`. The row is built on the stack and written with
+    /// plain stores: the buffer's tail is usually not in cache, and stores do not wait for it
+    /// the way read-modify-writes would.
     pub(crate) fn push(&self, raw: &mut Vec<u64>, time: Millis, seq: u64, inputs: &[Input]) {
-        let start = raw.len();
-        raw.push(time as u64);
-        raw.push(seq);
-        raw.extend(std::iter::repeat_n(0, self.stride - 2));
-        let row = &mut raw[start..];
+        let mut small = [0u64; 16];
+        let mut big = Vec::new();
+        let row: &mut [u64] = if self.stride <= small.len() {
+            &mut small[..self.stride]
+        } else {
+            big.resize(self.stride, 0);
+            &mut big
+        };
+        row[0] = time as u64;
+        row[1] = seq;
         for (c, &input) in inputs.iter().enumerate() {
             let (tag, v) = match input {
                 Input::Num(x) if x.is_finite() => (TAG_NUM, x.to_bits()),
@@ -155,6 +162,7 @@ impl RowLayout {
                 row[at] = v;
             }
         }
+        raw.extend_from_slice(row);
     }
 
     /// Whether the rows in `raw` are structurally valid: whole rows, sorted by strictly
@@ -314,6 +322,9 @@ pub(crate) struct SourceState {
     /// Raw rows (see [`RowLayout`]), sorted by (time, seq); all newer by (time, seq) than
     /// every event folded into tiles.
     pub(crate) raw: Vec<u64>,
+    /// Time of the first raw row (any value while there are none): lets an event skip
+    /// reading the buffer's head when no row can have expired.
+    pub(crate) oldest: Millis,
     /// Per group of the source ([`SourcePlan::groups`] order), its tile arena; `None` (no
     /// allocation) while no group has tiles.
     pub(crate) tiles: Option<Box<[Vec<u64>]>>,
