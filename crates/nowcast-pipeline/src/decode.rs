@@ -181,11 +181,19 @@ impl JsonDecoder {
 
     /// Decodes `bytes` into `out`. `now` is the wall clock, for the far-future check.
     pub fn decode(&self, bytes: &[u8], now: Millis, out: &mut Decoded) -> Result<(), DecodeError> {
-        let mut vals: Vec<Val<'_>> = vec![Val::Absent; self.names.len()];
+        // Field values live on the stack for up to 16 fields (no allocation per record).
+        let mut on_stack: [Val<'_>; 16] = std::array::from_fn(|_| Val::Absent);
+        let mut on_heap: Vec<Val<'_>>;
+        let vals: &mut [Val<'_>] = if self.names.len() <= on_stack.len() {
+            &mut on_stack[..self.names.len()]
+        } else {
+            on_heap = vec![Val::Absent; self.names.len()];
+            &mut on_heap
+        };
         let mut de = serde_json::Deserializer::from_slice(bytes);
         de.deserialize_map(RecordVisitor {
             fields: &self.fields,
-            vals: &mut vals,
+            vals: &mut *vals,
         })
         .and_then(|()| de.end())
         .map_err(|e| {
@@ -336,7 +344,7 @@ fn hash_val(v: &Val<'_>) -> u64 {
 
 struct RecordVisitor<'v, 'a> {
     fields: &'v FieldTable,
-    vals: &'v mut Vec<Val<'a>>,
+    vals: &'v mut [Val<'a>],
 }
 
 impl<'de, 'v> Visitor<'de> for RecordVisitor<'v, 'de> {

@@ -289,10 +289,10 @@ impl Runtime {
     }
 
     /// Appends many records of one source, each `(key, value)`, grouping them by partition.
-    pub fn append_many(
+    pub fn append_many<'a>(
         &self,
         source: usize,
-        records: &[(Vec<u8>, Vec<u8>)],
+        records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> Result<(), PipelineError> {
         let log = &self.shared.logs[source];
         let n = log.partitions();

@@ -172,7 +172,10 @@ fn generate(
     let batch = 1024u64;
     let started = Instant::now();
     let mut sent = 0u64;
-    let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(batch as usize);
+    // One buffer for the whole batch: keys and values back to back, with their spans.
+    let mut buf: Vec<u8> = Vec::with_capacity(batch as usize * 256);
+    let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(batch as usize);
+    let (mut key, mut line) = (Vec::with_capacity(16), Vec::with_capacity(256));
     while sent < limit && !stop.load(Ordering::Relaxed) {
         let n = batch.min(limit - sent);
         // Small batches at low rates keep the pacing smooth.
@@ -180,10 +183,12 @@ fn generate(
             Some(r) => n.min(((r / 1000.0).ceil() as u64).max(1)),
             None => n,
         };
-        records.clear();
+        buf.clear();
+        spans.clear();
         let now = now_ms();
         for _ in 0..n {
-            let (mut key, mut line) = (Vec::with_capacity(16), Vec::with_capacity(256));
+            key.clear();
+            line.clear();
             g.next_event(now, &mut key, &mut line);
             if a.bad_rate > 0.0 && rng.gen_bool(a.bad_rate.min(1.0)) {
                 corrupt(&mut rng, &mut key, &mut line, now);
@@ -192,9 +197,12 @@ fn generate(
                 out.write_all(&line)?;
                 out.write_all(b"\n")?;
             }
-            records.push((key, line));
+            let start = buf.len();
+            buf.extend_from_slice(&key);
+            buf.extend_from_slice(&line);
+            spans.push((start, start + key.len(), buf.len()));
         }
-        rt.append_many(0, &records)?;
+        rt.append_many(0, spans.iter().map(|&(a, b, c)| (&buf[a..b], &buf[b..c])))?;
         sent += n;
         stats.generated.store(sent, Ordering::Relaxed);
         if let Some(r) = rate {
