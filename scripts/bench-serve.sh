@@ -12,13 +12,13 @@ command -v wrk >/dev/null || { echo "bench-serve.sh: install wrk (apt-get instal
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(scripts/setup-python.sh | tail -n 1)}"
 export RUST_BACKTRACE=0
 cargo build --release --quiet -p nowcast
-data="$(mktemp -d)"
+work="$(mktemp -d)"
 target/release/nowcast demo --rate "$rate" --duration $((warm + secs + 5)) --addr 127.0.0.1:18080 \
-  --data-dir "$data" > "$data/report.txt" 2> "$data/live.txt" &
+  --data-dir "$work/data" > "$work/report.txt" 2> "$work/live.txt" &
 demo=$!
-trap 'kill $demo 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill $demo 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep "$warm"
 wrk -t1 -c"$conns" -d"${secs}s" --latency -s bench/features.lua http://127.0.0.1:18080
 wait $demo
-tail -n 5 "$data/live.txt"
-cat "$data/report.txt"
+tail -n 5 "$work/live.txt"
+cat "$work/report.txt"
