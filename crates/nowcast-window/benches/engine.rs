@@ -1,9 +1,14 @@
 //! Throughput benchmark of the window engine at production-like load.
 //!
 //! 3 windows (5 m, 1 h, 1 d; hop = W/60) × 12 features (all aggregations, including a
-//! distinct count and a quantile per window) on one source with 30 s allowed lateness;
-//! `NOWCAST_BENCH_ENTITIES` entities (default 1 000 000) with random keys; event times advance
-//! so each entity gets ~20 events per simulated day, with up to 5 s of disorder.
+//! distinct count and a quantile per window) on one source with 30 s allowed lateness; two
+//! input columns (the amount, read by 33 features, and the merchant hash, read by the 3
+//! distinct counts); `NOWCAST_BENCH_ENTITIES` entities (default 1 000 000) with random keys;
+//! event times advance so each entity gets ~20 events per simulated day, with up to 5 s of
+//! disorder. Each event's key (`user-` + 16 hex digits, 21 bytes) is formatted into a reused
+//! buffer, as a decoder would; `NOWCAST_BENCH_KEYS=table` instead reads it from a table of
+//! 1 M pre-built `String`s, as the benchmark did before, which adds two cache misses per
+//! event that are the harness's, not the engine's.
 //!
 //! First one simulated day is applied without evaluation (warm-up, fills the windows), then
 //! `ROUNDS` alternating rounds of `ROUND` events with per-event evaluation and without;
@@ -11,11 +16,25 @@
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p nowcast-window --bench engine`
 //!
-//! Measured on the 2-core dev machine (shared, load ~2.5), 1 M entities: median 66 k
-//! events/s with per-event evaluation, 82 k without; 6.1 KB state and 4.3 KB snapshot per
-//! entity. The working set (~6 GB) misses the caches on every event: the cost is dominated by
-//! DRAM latency walking each entity's three tile arenas (~17 one-event tiles in the 1 d
-//! window at 20 events/day), not by arithmetic.
+//! Measured on the 2-core dev machine (shared, load 1–2.5), 1 M entities, median events/s
+//! with per-event evaluation / without:
+//!
+//! | state representation | keys | with eval | without | state B/entity | snapshot B/entity |
+//! |---|---|---|---|---|---|
+//! | tile arenas per window (before) | table | 74 k | 92 k | 6 126 | 4 296 |
+//! | raw rows + overflow tiles | table | 204 k | 449 k | 1 433 | 936 |
+//! | raw rows + overflow tiles | per event | 261 k | 617 k | 1 433 | 936 |
+//! | same, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` | per event | 326 k | 796 k | 1 433 | 936 |
+//!
+//! An entity holds ~21 raw rows of 40 bytes (time, seq, tags, amount, merchant) and no
+//! tiles. The working set (~1.6 GB) still misses the caches on every event: without
+//! evaluation the time goes to the hash-map probe (control bytes, then the 104-byte slot: two
+//! DRAM misses, each with a TLB miss on 4 KB pages, hence the huge-page gain) and to writing
+//! the row at the end of the entity's buffer (one more miss; the allocator's when the buffer
+//! grows). Evaluation reads the whole buffer (14 cache lines, sequentially) and computes 36
+//! features from it: ~1 µs of arithmetic per event (measured with 20 k entities, in cache),
+//! mostly per-row `exp2` for the decayed sums, selection for the exact quantiles, sorting for
+//! the distinct counts and one scan per feature.
 
 use std::time::Instant;
 

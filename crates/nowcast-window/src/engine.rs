@@ -1,5 +1,6 @@
-//! The [`Engine`]: entity map, lateness check, per-event evaluation, folding events into
-//! tiles, expiring tiles, eviction and the memory estimate.
+//! The [`Engine`]: entity map, lateness check, per-event evaluation, raw rows (insertion,
+//! expiry, folding the overflow into tiles), expiring tiles, eviction and the memory
+//! estimate.
 
 use std::collections::HashMap;
 
@@ -157,9 +158,11 @@ impl Engine {
         self.entities.len()
     }
 
-    /// Estimated heap bytes of entity state: the map's slots at its capacity (key pointer +
-    /// state header + control byte), and for each entity its key bytes and the capacity of
-    /// every box and vector it owns (per-source raw rows, per-window tile arenas). Allocator overhead is not included. O(entities).
+    /// Estimated heap bytes of entity state: the map's slots at its capacity (inline key or
+    /// key pointer, first source's state, control byte), and for each entity its boxed key
+    /// bytes (keys over 22 bytes) and the capacity of every box and vector it owns
+    /// (per-source raw rows, per-window tile arenas). Allocator overhead is not included.
+    /// O(entities).
     pub fn state_bytes(&self) -> usize {
         let slot = std::mem::size_of::<(Key, Entity)>() + 1;
         self.entities.capacity() * slot

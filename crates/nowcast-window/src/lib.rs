@@ -59,7 +59,7 @@
 //! event its time, arrival seq, 2 tag bits per input column and one 8-byte value per column
 //! (none for columns read only by `count` / `time_since_last`). Evaluation is one scan of
 //! that buffer per window (plus the window's tiles, if any). Events older than every window of
-//! the source at the watermark are dropped. Only when an entity's buffer exceeds 64 raw events
+//! the source at the watermark are dropped (in batches of 4). Only when an entity's buffer exceeds 64 raw events
 //! (`RAW_CAP`) are its oldest events at or before the watermark folded into per-window tiles,
 //! down to 48: features sharing (source, duration, hop) share one tile index, kept as the
 //! non-empty tiles, sorted, in ONE contiguous `Vec<u64>` per (entity, window) (see the `tile`
@@ -67,7 +67,13 @@
 //! folded, so the raw buffer can exceed the cap while events are within the allowed lateness.
 //! In tiles, `LastN` keeps at most N values per tile; distinct sets and quantile sketches are
 //! sparse while small. [`Hop::Exact`] is a 1 ms hop: once folded, memory grows with the
-//! events in the window.
+//! events in the window. Entity keys of up to 22 bytes and the first source's state live in
+//! the map slot (104 bytes).
+//!
+//! For example, 3 windows (5 m, 1 h, 1 d) × 12 features over 2 input columns at ~20 events
+//! per entity per day keep ~21 raw rows of 40 bytes and no tiles: ~1.4 KB of state per entity
+//! ([`Engine::state_bytes`], map slots included) and ~0.9 KB of snapshot, against 6.1 KB and
+//! 4.3 KB when every window kept its own tiles (see `benches/engine.rs`).
 //!
 //! Event times are epoch milliseconds; arithmetic saturates, but times within a few windows of
 //! `i64::MIN`/`i64::MAX` are not meaningful.
