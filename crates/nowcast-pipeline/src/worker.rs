@@ -53,14 +53,18 @@ struct Scratch {
     rows: Vec<f32>,
     scores: Vec<f64>,
     metas: Vec<Meta>,
+    texts: String,
     line: Vec<u8>,
     lat: Latencies,
 }
 
 /// What a prediction needs besides its row, kept until the micro-batch is scored.
 struct Meta {
-    event_id: String,
-    entity: String,
+    /// `event_id` is `texts[start..mid]`, the entity `texts[mid..end]` (one arena per batch
+    /// instead of two allocations per event).
+    start: usize,
+    mid: usize,
+    end: usize,
     event_time: i64,
     ingest_time: i64,
 }
@@ -74,6 +78,7 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
         rows: Vec::new(),
         scores: Vec::new(),
         metas: Vec::new(),
+        texts: String::new(),
         line: Vec::with_capacity(1024),
         lat: Latencies::default(),
     };
@@ -169,6 +174,7 @@ fn process(
     let mut rejected = [0u64; 7];
     s.rows.clear();
     s.metas.clear();
+    s.texts.clear();
     let records: Vec<RecordRef<'_>> = s.batch.iter().collect();
     for chunk in records.chunks(LOCK_CHUNK) {
         let mut engine = shard.write();
@@ -223,16 +229,23 @@ fn process(
                 Ok(()) => {
                     applied += 1;
                     task.pos.stream_time = task.pos.stream_time.max(d.time);
-                    let event_id = match &d.id {
-                        Some(id) => id.clone(),
-                        None => format!("{}-{}-{}", src.name, partition, rec.offset),
-                    };
+                    let start = s.texts.len();
+                    match &d.id {
+                        Some(id) => s.texts.push_str(id),
+                        None => {
+                            use std::fmt::Write;
+                            let _ = write!(s.texts, "{}-{}-{}", src.name, partition, rec.offset);
+                        }
+                    }
+                    let mid = s.texts.len();
+                    s.texts.push_str(&d.key);
+                    let event_id = &s.texts[start..mid];
                     shared.plan.row(&s.features, &d.request, &mut s.rows);
                     if shared.write_features {
                         s.line.clear();
                         JsonLine::features(
                             &mut s.line,
-                            &event_id,
+                            event_id,
                             &d.key,
                             d.time,
                             &shared.feature_keys,
@@ -241,8 +254,9 @@ fn process(
                         task.outputs.line(3, &s.line)?;
                     }
                     s.metas.push(Meta {
-                        event_id,
-                        entity: d.key.clone(),
+                        start,
+                        mid,
+                        end: s.texts.len(),
                         event_time: d.time,
                         ingest_time: rec.timestamp,
                     });
@@ -269,8 +283,8 @@ fn process(
         s.line.clear();
         let row = &s.rows[i * n_inputs..(i + 1) * n_inputs];
         PredictionLine {
-            event_id: &meta.event_id,
-            entity: &meta.entity,
+            event_id: &s.texts[meta.start..meta.mid],
+            entity: &s.texts[meta.mid..meta.end],
             score: s.scores[i],
             model: model.name(),
             model_version: model.version(),

@@ -92,7 +92,7 @@ fn replacing_the_model_file_switches_versions_without_restart() {
         )
         .replace("data_dir = \"../../data/demo\"", "data_dir = \"data\"")
         .replace(
-            "checkpoint_interval = \"5s\"",
+            "checkpoint_interval = \"30s\"",
             "checkpoint_interval = \"200ms\"",
         );
     let spec_path = tmp.path().join("pipeline.toml");
