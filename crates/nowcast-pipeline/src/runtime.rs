@@ -446,21 +446,21 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
                     }
                 }
                 // Entity counts are O(1); the byte estimate walks every entity under the shard's
-            // read lock, which holds the shard's worker back, so it runs once a minute.
-            let walk = tick.is_multiple_of(60);
-            let (mut entities, mut bytes) = (0usize, 0usize);
-            for shard in &shared.shards {
-                let e = shard.read();
-                entities += e.entities();
-                if walk {
-                    bytes += e.state_bytes();
+                // read lock, which holds the shard's worker back, so it runs once a minute.
+                let walk = tick.is_multiple_of(60);
+                let (mut entities, mut bytes) = (0usize, 0usize);
+                for shard in &shared.shards {
+                    let e = shard.read();
+                    entities += e.entities();
+                    if walk {
+                        bytes += e.state_bytes();
+                    }
                 }
-            }
-            metrics::gauge!("nowcast_state_entities").set(entities as f64);
-            if walk {
-                metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
-            }
-            tick += 1;
+                metrics::gauge!("nowcast_state_entities").set(entities as f64);
+                if walk {
+                    metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
+                }
+                tick += 1;
             }
         });
 }
