@@ -49,8 +49,13 @@ fn child_main(dir: &Path) -> ! {
             let ends: Vec<u64> = (0..PARTITIONS).map(|p| log.end_offset(p)).collect();
             log.flush().unwrap();
             let ends: Vec<String> = ends.iter().map(u64::to_string).collect();
-            writeln!(out, "FLUSHED {}", ends.join(" ")).unwrap();
-            out.flush().unwrap();
+            // The parent stops reading when it kills this child: a broken pipe ends the child.
+            if writeln!(out, "FLUSHED {}", ends.join(" "))
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                std::process::exit(0);
+            }
         }
     }
 }
