@@ -3,7 +3,7 @@
 //! skipping the rest without allocating.
 //!
 //! Only top-level fields are read. A record is refused (dead-lettered) with a precise reason
-//! when it is not a JSON object, lacks its key or time, has an absurd time, or holds a
+//! when it is larger than `max_record_bytes`, is not a JSON object, lacks its key or time, has an absurd time, or holds a
 //! non-number where a number is aggregated. A field that is absent or `null` simply does not
 //! feed the features that read it.
 
@@ -109,6 +109,7 @@ pub struct JsonDecoder {
     features: Vec<FeatureSlot>,
     request: Vec<usize>,
     max_future: Millis,
+    max_bytes: usize,
 }
 
 /// The decoded parts of one event, in buffers reused between records.
@@ -176,11 +177,22 @@ impl JsonDecoder {
             features,
             request,
             max_future: src.max_future,
+            max_bytes: spec.max_record_bytes,
         }
     }
 
     /// Decodes `bytes` into `out`. `now` is the wall clock, for the far-future check.
     pub fn decode(&self, bytes: &[u8], now: Millis, out: &mut Decoded) -> Result<(), DecodeError> {
+        if bytes.len() > self.max_bytes {
+            return Err(DecodeError::new(
+                RejectReason::Oversized,
+                format!(
+                    "record is {} bytes; the limit is {}",
+                    bytes.len(),
+                    self.max_bytes
+                ),
+            ));
+        }
         // Field values live on the stack for up to 16 fields (no allocation per record).
         let mut on_stack: [Val<'_>; 16] = std::array::from_fn(|_| Val::Absent);
         let mut on_heap: Vec<Val<'_>>;

@@ -597,20 +597,9 @@ impl nowcast_serve::Backend for Backend {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let checked = if line.len() > self.shared.spec.max_record_bytes {
-                Err((
-                    RejectReason::Oversized,
-                    format!(
-                        "record is {} bytes; the limit is {}",
-                        line.len(),
-                        self.shared.spec.max_record_bytes
-                    ),
-                ))
-            } else {
-                decoder
-                    .decode(line, now, &mut decoded)
-                    .map_err(|e| (e.reason, e.detail))
-            };
+            let checked = decoder
+                .decode(line, now, &mut decoded)
+                .map_err(|e| (e.reason, e.detail));
             let (partition, key) = match checked {
                 Ok(()) => {
                     outcome.accepted += 1;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nowcast_core::{FeatureValue, RejectReason};
-use nowcast_log::{LogReader, RecordBatch, RecordRef};
+use nowcast_log::{LogReader, RecordBatch};
 use nowcast_window::Late;
 
 use crate::checkpoint::{self, Position};
@@ -167,7 +167,6 @@ fn process(
     let now = now_ms();
     let src = &shared.spec.sources[source];
     let decoder = &shared.decoders[source];
-    let max_bytes = shared.spec.max_record_bytes;
     let partition = task.partition;
     let shard = &shared.shards[partition as usize];
     let (mut late, mut applied) = (0u64, 0u64);
@@ -175,96 +174,83 @@ fn process(
     s.rows.clear();
     s.metas.clear();
     s.texts.clear();
-    let records: Vec<RecordRef<'_>> = s.batch.iter().collect();
-    for chunk in records.chunks(LOCK_CHUNK) {
-        let mut engine = shard.write();
-        for rec in chunk {
-            let refuse = |reason: RejectReason, detail: String| (reason, detail);
-            let outcome = if rec.value.len() > max_bytes {
-                Err(refuse(
-                    RejectReason::Oversized,
-                    format!(
-                        "record is {} bytes; the limit is {max_bytes}",
-                        rec.value.len()
-                    ),
-                ))
-            } else {
-                decoder
-                    .decode(rec.value, now, &mut s.decoded)
-                    .map_err(|e| (e.reason, e.detail))
-            };
-            if let Err((reason, detail)) = outcome {
-                rejected[reason_index(reason)] += 1;
+    let mut engine = shard.write();
+    for (i, rec) in s.batch.iter().enumerate() {
+        if i > 0 && i % LOCK_CHUNK == 0 {
+            // Let waiting serving reads in between chunks.
+            parking_lot::RwLockWriteGuard::bump(&mut engine);
+        }
+        if let Err(e) = decoder.decode(rec.value, now, &mut s.decoded) {
+            rejected[reason_index(e.reason)] += 1;
+            s.line.clear();
+            JsonLine::dead_letter(
+                &mut s.line,
+                &src.name,
+                partition,
+                rec.offset,
+                e.reason,
+                &e.detail,
+                rec.value,
+            );
+            task.outputs.line(1, &s.line)?;
+            continue;
+        }
+        let d = &s.decoded;
+        match engine.apply(&d.key, source, d.time, &d.inputs, Some(&mut s.features)) {
+            Err(Late { watermark, newest }) => {
+                late += 1;
                 s.line.clear();
-                JsonLine::dead_letter(
+                JsonLine::late(
                     &mut s.line,
                     &src.name,
-                    partition,
-                    rec.offset,
-                    reason,
-                    &detail,
+                    &d.key,
+                    d.id.as_deref(),
+                    d.time,
+                    watermark,
+                    newest,
+                    src.allowed_lateness,
                     rec.value,
                 );
-                task.outputs.line(1, &s.line)?;
-                continue;
+                task.outputs.line(2, &s.line)?;
             }
-            let d = &s.decoded;
-            match engine.apply(&d.key, source, d.time, &d.inputs, Some(&mut s.features)) {
-                Err(Late { watermark, newest }) => {
-                    late += 1;
+            Ok(()) => {
+                applied += 1;
+                task.pos.stream_time = task.pos.stream_time.max(d.time);
+                let start = s.texts.len();
+                match &d.id {
+                    Some(id) => s.texts.push_str(id),
+                    None => {
+                        use std::fmt::Write;
+                        let _ = write!(s.texts, "{}-{}-{}", src.name, partition, rec.offset);
+                    }
+                }
+                let mid = s.texts.len();
+                s.texts.push_str(&d.key);
+                let event_id = &s.texts[start..mid];
+                shared.plan.row(&s.features, &d.request, &mut s.rows);
+                if shared.write_features {
                     s.line.clear();
-                    JsonLine::late(
+                    JsonLine::features(
                         &mut s.line,
-                        &src.name,
+                        event_id,
                         &d.key,
-                        d.id.as_deref(),
                         d.time,
-                        watermark,
-                        newest,
-                        src.allowed_lateness,
-                        rec.value,
+                        &shared.feature_keys,
+                        &s.features,
                     );
-                    task.outputs.line(2, &s.line)?;
+                    task.outputs.line(3, &s.line)?;
                 }
-                Ok(()) => {
-                    applied += 1;
-                    task.pos.stream_time = task.pos.stream_time.max(d.time);
-                    let start = s.texts.len();
-                    match &d.id {
-                        Some(id) => s.texts.push_str(id),
-                        None => {
-                            use std::fmt::Write;
-                            let _ = write!(s.texts, "{}-{}-{}", src.name, partition, rec.offset);
-                        }
-                    }
-                    let mid = s.texts.len();
-                    s.texts.push_str(&d.key);
-                    let event_id = &s.texts[start..mid];
-                    shared.plan.row(&s.features, &d.request, &mut s.rows);
-                    if shared.write_features {
-                        s.line.clear();
-                        JsonLine::features(
-                            &mut s.line,
-                            event_id,
-                            &d.key,
-                            d.time,
-                            &shared.feature_keys,
-                            &s.features,
-                        );
-                        task.outputs.line(3, &s.line)?;
-                    }
-                    s.metas.push(Meta {
-                        start,
-                        mid,
-                        end: s.texts.len(),
-                        event_time: d.time,
-                        ingest_time: rec.timestamp,
-                    });
-                }
+                s.metas.push(Meta {
+                    start,
+                    mid,
+                    end: s.texts.len(),
+                    event_time: d.time,
+                    ingest_time: rec.timestamp,
+                });
             }
         }
     }
-    drop(records);
+    drop(engine);
     let features_at = now_ms();
     // Score the micro-batch outside the engine lock.
     s.scores.clear();
