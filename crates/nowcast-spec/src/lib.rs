@@ -11,10 +11,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod kafka;
 pub mod raw;
 mod spec;
 mod validate;
 
+pub use kafka::{topic_name_problem, Delivery, KafkaSection, KafkaSpec, TopicsSection};
 pub use spec::*;
 pub use validate::{parse_spec, read_spec};
 

@@ -34,6 +34,9 @@ pub struct PipelineSection {
 pub struct SourceSection {
     /// Unique source name.
     pub name: String,
+    /// Kafka topic of the source (with `[kafka]`). Default: the source name.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// `json` (Avro and Protobuf come with schema-registry support).
     #[serde(default)]
     pub format: Option<String>,

@@ -37,6 +37,8 @@ pub struct PipelineSpec {
     pub slo: Slo,
     /// Write each event's feature vector to the outputs.
     pub write_features: bool,
+    /// Run on Apache Kafka (`[kafka]`) instead of the embedded log.
+    pub kafka: Option<crate::KafkaSpec>,
 }
 
 /// A source of events.
@@ -44,6 +46,8 @@ pub struct PipelineSpec {
 pub struct Source {
     /// Name.
     pub name: String,
+    /// Kafka topic (used with `[kafka]`).
+    pub topic: String,
     /// Entity key field.
     pub key_field: String,
     /// Event-time field.

@@ -13,7 +13,7 @@ use crate::spec::*;
 use crate::{Problem, SpecError};
 
 const TOP_KEYS: &[&str] = &[
-    "pipeline", "sources", "features", "model", "serving", "slo", "outputs",
+    "pipeline", "sources", "features", "model", "serving", "slo", "outputs", "kafka",
 ];
 const AGGREGATIONS: &[&str] = &[
     "count",
@@ -61,7 +61,7 @@ pub fn parse_spec(text: &str, file: &str, dir: &Path) -> Result<PipelineSpec, Sp
     }
 }
 
-struct Validator {
+pub(crate) struct Validator {
     problems: Vec<Problem>,
 }
 
@@ -98,7 +98,7 @@ fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Str
 }
 
 impl Validator {
-    fn push(
+    pub(crate) fn push(
         &mut self,
         path: impl Into<String>,
         message: impl Into<String>,
@@ -141,7 +141,7 @@ impl Validator {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         path: String,
         text: Option<&str>,
@@ -221,6 +221,8 @@ impl Validator {
         let slo: Option<SloSection> = get("slo").and_then(|v| self.section("slo", v));
         let outputs: Option<OutputsSection> =
             get("outputs").and_then(|v| self.section("outputs", v));
+        let kafka_raw: Option<crate::kafka::KafkaSection> =
+            get("kafka").and_then(|v| self.section("kafka", v));
 
         let pipeline = pipeline?;
         let sources = self.sources(&sources_raw);
@@ -317,6 +319,24 @@ impl Validator {
                 "use letters, digits, `-` and `_`",
             );
         }
+        let source_topics: Vec<(usize, String)> = sources_raw
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let s = s.as_ref()?;
+                Some((i, s.topic.clone().unwrap_or_else(|| s.name.clone())))
+            })
+            .collect();
+        for (i, t) in &source_topics {
+            if let Some(problem) = crate::kafka::topic_name_problem(t) {
+                self.push(
+                    format!("sources[{i}].topic"),
+                    problem,
+                    "set `topic` to a name of letters, digits, `.`, `_` and `-`",
+                );
+            }
+        }
+        let kafka = kafka_raw.map(|k| self.kafka(&k, &pipeline.name, partitions, &source_topics));
         let engine = EngineConfig {
             sources: sources
                 .iter()
@@ -345,6 +365,7 @@ impl Validator {
             serving_addr,
             slo,
             write_features: outputs.and_then(|o| o.features).unwrap_or(false),
+            kafka,
         })
     }
 
@@ -431,6 +452,7 @@ impl Validator {
             }
             out.push(Source {
                 name: s.name.clone(),
+                topic: s.topic.clone().unwrap_or_else(|| s.name.clone()),
                 key_field: s.key_field.clone(),
                 time_field: s.time_field.clone(),
                 id_field: s.id_field.clone(),

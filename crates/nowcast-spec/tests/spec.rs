@@ -184,3 +184,61 @@ fn hop_longer_than_window_is_refused() {
         "{p:?}"
     );
 }
+
+#[test]
+fn kafka_section_defaults_follow_the_pipeline() {
+    let text = format!("{GOOD}\n[kafka]\nbootstrap = \"127.0.0.1:9092\"\n");
+    let spec = parse_spec(&text, "test.toml", Path::new(".")).unwrap();
+    let k = spec.kafka.expect("kafka section");
+    assert_eq!(k.group, "nowcast-t");
+    assert_eq!(k.delivery, nowcast_spec::Delivery::ExactlyOnce);
+    assert_eq!(k.commit_interval, 100);
+    assert_eq!(k.partitions, 4);
+    assert_eq!(k.features_topic, "t.features");
+    assert_eq!(k.dead_letters_topic, "t.dead-letters");
+    assert_eq!(k.retention, 48 * 3_600_000);
+    assert_eq!(spec.sources[0].topic, "tx");
+    assert!(parse_spec(GOOD, "test.toml", Path::new("."))
+        .unwrap()
+        .kafka
+        .is_none());
+}
+
+#[test]
+fn kafka_problems_name_the_field_and_the_fix() {
+    let text = GOOD.replace(
+        "name = \"tx\"\nkey_field",
+        "name = \"tx\"\ntopic = \"t.predictions\"\nkey_field",
+    ) + r#"
+[kafka]
+bootstrap = "localhost"
+delivery = "exactly_once"
+commit_interval = "0ms"
+replication_factor = 1
+min_insync_replicas = 2
+[kafka.topics]
+late = "bad topic"
+[kafka.consumer]
+"group.id" = "x"
+"fetch.min.bytes" = 1
+[kafka.producer]
+"compression.type" = ["lz4"]
+"#;
+    let joined = problems(&text).join("\n");
+    for expected in [
+        "kafka.bootstrap: `localhost` is not a list of host:port",
+        "kafka.delivery: unknown delivery `exactly_once` (fix: use `exactly-once` or `at-least-once`)",
+        "kafka.commit_interval: `0ms` must be longer than zero",
+        "kafka.min_insync_replicas: min.insync.replicas 2 with replication factor 1",
+        "kafka.topics.late: `bad topic` contains ` `",
+        "kafka.topics.predictions: topic `t.predictions` is used twice",
+        "kafka.consumer.\"group.id\": `group.id` is set by nowcast (fix: set `kafka.group`)",
+        "kafka.producer.\"compression.type\": a librdkafka property must be a string",
+    ] {
+        assert!(
+            joined.contains(expected),
+            "missing `{expected}` in:\n{joined}"
+        );
+    }
+    assert!(!joined.contains("fetch.min.bytes"), "{joined}");
+}

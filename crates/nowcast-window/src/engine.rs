@@ -20,6 +20,9 @@ pub struct Engine {
     /// Arrival counter: incremented per applied event, breaks time ties for last/last_n.
     pub(crate) seq: u64,
     scratch: Scratch,
+    /// Keys changed (applied to or evicted) since the last [`Engine::drain_changes`], when
+    /// change tracking is on.
+    pub(crate) changed: Option<std::collections::HashSet<Key, KeyHash>>,
 }
 
 impl Engine {
@@ -42,6 +45,7 @@ impl Engine {
             entities: HashMap::default(),
             seq: 0,
             scratch: Scratch::default(),
+            changed: None,
         }
     }
 
@@ -102,11 +106,17 @@ impl Engine {
             seq: &mut self.seq,
         };
         if let Some(entity) = self.entities.get_mut(key.as_bytes()) {
-            return ctx.apply(entity, source, time, inputs, features_out);
+            ctx.apply(entity, source, time, inputs, features_out)?;
+        } else {
+            let mut entity = Entity::new(&self.plan);
+            ctx.apply(&mut entity, source, time, inputs, features_out)?;
+            self.entities.insert(Key::new(key), entity);
         }
-        let mut entity = Entity::new(&self.plan);
-        ctx.apply(&mut entity, source, time, inputs, features_out)?;
-        self.entities.insert(Key::new(key), entity);
+        if let Some(changed) = &mut self.changed {
+            if !changed.contains(key.as_bytes()) {
+                changed.insert(Key::new(key));
+            }
+        }
         Ok(())
     }
 
@@ -144,11 +154,19 @@ impl Engine {
         let before = self.entities.len();
         let plan = &self.plan;
         let tails: Vec<Millis> = plan.groups.iter().map(|g| g.tail(stream_time)).collect();
-        self.entities.retain(|_, e| {
-            plan.groups
+        let changed = &mut self.changed;
+        self.entities.retain(|k, e| {
+            let keep = plan
+                .groups
                 .iter()
                 .zip(&tails)
-                .any(|(g, &lo)| e.source(g.source).newest.is_some_and(|n| n >= lo))
+                .any(|(g, &lo)| e.source(g.source).newest.is_some_and(|n| n >= lo));
+            if !keep {
+                if let Some(changed) = changed {
+                    changed.insert(k.clone());
+                }
+            }
+            keep
         });
         before - self.entities.len()
     }

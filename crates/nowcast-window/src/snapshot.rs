@@ -23,12 +23,23 @@ const MAGIC: &[u8; 4] = b"NCWS";
 /// The snapshot format version this build reads and writes.
 pub(crate) const VERSION: u32 = 2;
 
-struct Enc<W: Write> {
+pub(crate) struct Enc<W: Write> {
     w: BufWriter<W>,
     crc: crc32fast::Hasher,
 }
 
 impl<W: Write> Enc<W> {
+    /// An unbuffered encoder (for writing into memory).
+    pub(crate) fn new(w: W) -> Enc<W> {
+        Enc {
+            w: BufWriter::with_capacity(0, w),
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+    pub(crate) fn finish(mut self) -> Result<(), WindowError> {
+        self.w.flush()?;
+        Ok(())
+    }
     fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
         self.crc.update(b);
         self.w.write_all(b)?;
@@ -138,7 +149,11 @@ impl Engine {
     }
 }
 
-fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity, sources: usize) -> Result<(), WindowError> {
+pub(crate) fn write_entity<W: Write>(
+    e: &mut Enc<W>,
+    ent: &Entity,
+    sources: usize,
+) -> Result<(), WindowError> {
     let words = |e: &mut Enc<W>, v: &[u64]| -> Result<(), WindowError> {
         e.len(v.len())?;
         v.iter().try_for_each(|&w| e.u64(w))
@@ -156,7 +171,7 @@ fn write_entity<W: Write>(e: &mut Enc<W>, ent: &Entity, sources: usize) -> Resul
     Ok(())
 }
 
-struct Dec<R: Read> {
+pub(crate) struct Dec<R: Read> {
     r: BufReader<R>,
     crc: crc32fast::Hasher,
 }
@@ -169,6 +184,17 @@ fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), WindowError> {
 }
 
 impl<R: Read> Dec<R> {
+    /// An unbuffered decoder (for reading from memory).
+    pub(crate) fn new(r: R) -> Dec<R> {
+        Dec {
+            r: BufReader::with_capacity(0, r),
+            crc: crc32fast::Hasher::new(),
+        }
+    }
+    /// Whether every byte was consumed.
+    pub(crate) fn at_end(&mut self) -> Result<bool, WindowError> {
+        Ok(self.r.read(&mut [0u8; 1])? == 0)
+    }
     fn arr<const N: usize>(&mut self) -> Result<[u8; N], WindowError> {
         let mut b = [0u8; N];
         read_exact(&mut self.r, &mut b)?;
@@ -200,7 +226,7 @@ impl<R: Read> Dec<R> {
     }
 }
 
-fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, WindowError> {
+pub(crate) fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, WindowError> {
     let plan = &engine.plan;
     let mut ent = Entity::new(plan);
     for (s, sp) in plan.sources.iter().enumerate() {

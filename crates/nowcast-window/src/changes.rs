@@ -1,0 +1,121 @@
+//! Per-entity state records for a changelog (the Kafka feature-store topic): change tracking,
+//! encoding one entity's state, and restoring entities one record at a time.
+//!
+//! Record layout (little-endian): magic `NCWE`, format version `u32` (the snapshot version),
+//! configuration fingerprint `u64`, the engine's arrival seq `u64` when written, then the
+//! entity exactly as in a snapshot body (per source its newest time, raw rows and tile arenas),
+//! then a CRC-32 of everything before it. A removed (evicted) entity is a record without a
+//! value (a tombstone), so a compacted topic forgets it.
+
+use std::collections::HashSet;
+
+use crate::snapshot::{read_entity, write_entity, Dec, Enc, VERSION};
+use crate::state::Key;
+use crate::{Engine, WindowError};
+
+const MAGIC: &[u8; 4] = b"NCWE";
+
+impl Engine {
+    /// Starts (or stops) remembering which entities change, for
+    /// [`drain_changes`](Engine::drain_changes). Off by default: it costs a set lookup per
+    /// applied event.
+    pub fn track_changes(&mut self, on: bool) {
+        match (on, self.changed.is_some()) {
+            (true, false) => self.changed = Some(HashSet::default()),
+            (false, true) => self.changed = None,
+            _ => {}
+        }
+    }
+
+    /// Entities changed since the last drain.
+    pub fn pending_changes(&self) -> usize {
+        self.changed.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Hands every entity changed since the last call to `f`, with its encoded state (see the
+    /// module docs), or `None` if it was evicted; then forgets them. Keys come in no
+    /// particular order; each at most once.
+    pub fn drain_changes(
+        &mut self,
+        mut f: impl FnMut(&str, Option<&[u8]>),
+    ) -> Result<usize, WindowError> {
+        let Some(changed) = self.changed.take() else {
+            return Ok(0);
+        };
+        let mut buf = Vec::with_capacity(1024);
+        let n = changed.len();
+        for key in &changed {
+            let text = std::str::from_utf8(key.as_bytes()).expect("keys are built from &str");
+            if self.encode_entity(text, &mut buf)? {
+                f(text, Some(&buf));
+            } else {
+                f(text, None);
+            }
+        }
+        let mut changed = changed;
+        changed.clear();
+        self.changed = Some(changed);
+        Ok(n)
+    }
+
+    /// Encodes `key`'s state into `out` (cleared first). Returns `false` if the entity is
+    /// unknown.
+    pub fn encode_entity(&self, key: &str, out: &mut Vec<u8>) -> Result<bool, WindowError> {
+        out.clear();
+        let Some(ent) = self.entities.get(key.as_bytes()) else {
+            return Ok(false);
+        };
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.config.fingerprint().to_le_bytes());
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        let mut e = Enc::new(&mut *out);
+        write_entity(&mut e, ent, self.plan.sources.len())?;
+        e.finish()?;
+        let crc = crc32fast::hash(out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(true)
+    }
+
+    /// Replaces `key`'s state with an encoded record, or removes the entity for `None` (a
+    /// tombstone). The arrival seq advances to at least the record's, so later events still
+    /// order after restored ones. A bad record is an error and changes nothing. Restored
+    /// entities are not reported as changes.
+    pub fn restore_entity(&mut self, key: &str, record: Option<&[u8]>) -> Result<(), WindowError> {
+        let Some(b) = record else {
+            self.entities.remove(key.as_bytes());
+            return Ok(());
+        };
+        if b.len() < 28 {
+            return Err(WindowError::corrupt("entity record is truncated"));
+        }
+        if &b[..4] != MAGIC {
+            return Err(WindowError::BadMagic);
+        }
+        let (body, trailer) = b.split_at(b.len() - 4);
+        if crc32fast::hash(body) != u32::from_le_bytes(trailer.try_into().expect("4 bytes")) {
+            return Err(WindowError::corrupt("entity record checksum mismatch"));
+        }
+        let version = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(WindowError::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let found = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
+        let expected = self.config.fingerprint();
+        if found != expected {
+            return Err(WindowError::ConfigMismatch { expected, found });
+        }
+        let seq = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
+        let mut d = Dec::new(&body[24..]);
+        let ent = read_entity(&mut d, self)?;
+        if !d.at_end()? {
+            return Err(WindowError::corrupt("trailing bytes in entity record"));
+        }
+        self.seq = self.seq.max(seq);
+        self.entities.insert(Key::new(key), ent);
+        Ok(())
+    }
+}
