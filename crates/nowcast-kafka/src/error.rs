@@ -1,0 +1,52 @@
+//! The crate's error type.
+
+/// Everything that can go wrong talking to Kafka or processing from it.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// No bootstrap servers anywhere.
+    #[error("no Kafka bootstrap servers: set `kafka.bootstrap` in {spec}, pass --bootstrap, or set NOWCAST_KAFKA")]
+    NoBootstrap {
+        /// The spec file.
+        spec: String,
+    },
+    /// The spec has no `[kafka]` section.
+    #[error("{spec} has no [kafka] section: add one (see examples/kafka/pipeline.toml)")]
+    NotKafka {
+        /// The spec file.
+        spec: String,
+    },
+    /// A client call failed.
+    #[error("{context}: {source}")]
+    Client {
+        /// What was being done.
+        context: String,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The broker did not answer in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Topics do not match the spec.
+    #[error("{0}")]
+    Topics(String),
+    /// State could not be restored or encoded.
+    #[error("state: {0}")]
+    State(String),
+    /// The model failed.
+    #[error("model: {0}")]
+    Model(String),
+    /// Building the pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] nowcast_pipeline::PipelineError),
+}
+
+impl KafkaError {
+    /// Wraps a librdkafka error with what was being done.
+    pub fn client(context: impl Into<String>, source: rdkafka::error::KafkaError) -> KafkaError {
+        KafkaError::Client {
+            context: context.into(),
+            source,
+        }
+    }
+}

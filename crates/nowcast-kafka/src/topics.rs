@@ -1,0 +1,1 @@
+//! `nowcast topics plan|apply` (in progress).
