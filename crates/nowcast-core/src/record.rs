@@ -49,11 +49,14 @@ pub enum RejectReason {
     NotNumeric,
     /// The record is larger than the source's `max_record_bytes`.
     Oversized,
+    /// The record sits on a different partition than its entity key hashes to, so the
+    /// entity's state would be split (the topic is not keyed by the entity).
+    WrongPartition,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (for metrics and reports).
-    pub const ALL: [RejectReason; 7] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::Malformed,
         RejectReason::MissingKey,
         RejectReason::MissingTime,
@@ -61,6 +64,7 @@ impl RejectReason {
         RejectReason::AbsurdTime,
         RejectReason::NotNumeric,
         RejectReason::Oversized,
+        RejectReason::WrongPartition,
     ];
 
     /// The snake_case label of this reason.
@@ -73,6 +77,7 @@ impl RejectReason {
             RejectReason::AbsurdTime => "absurd_time",
             RejectReason::NotNumeric => "not_numeric",
             RejectReason::Oversized => "oversized",
+            RejectReason::WrongPartition => "wrong_partition",
         }
     }
 }

@@ -14,7 +14,11 @@ pub fn bootstrap(
     override_
         .map(str::to_string)
         .or_else(|| spec.bootstrap.clone())
-        .or_else(|| std::env::var("NOWCAST_KAFKA").ok().filter(|s| !s.is_empty()))
+        .or_else(|| {
+            std::env::var("NOWCAST_KAFKA")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
         .ok_or_else(|| KafkaError::NoBootstrap {
             spec: spec_file.to_string(),
         })

@@ -2,13 +2,21 @@
 //!
 //! - [`client`]: librdkafka client configurations derived from the spec's `[kafka]` section;
 //! - [`topics`]: `nowcast topics plan|apply` — the pipeline's topics, checked or created;
-//! - [`processor`]: consumer-group members that decode, apply, score and produce, committing
-//!   state changelog, outputs and offsets together (exactly-once) or in order (at-least-once);
-//! - [`store`]: the feature-store topic's records (entity state) and restoring from them.
+//! - [`runtime`]: an instance — consumer-group members (one thread, consumer and producer
+//!   each) that decode, apply, score and produce, committing the state changelog, outputs and
+//!   offsets together (exactly-once) or in order (at-least-once); serving over owned state;
+//! - [`restore`]: rebuilding a partition's state from the feature-store topic.
 #![deny(missing_docs)]
 
 pub mod client;
 mod error;
+mod member;
+pub mod produce;
+pub mod restore;
+pub mod runtime;
+pub mod shared;
 pub mod topics;
 
 pub use error::KafkaError;
+pub use produce::TopicProducer;
+pub use runtime::{KafkaOptions, KafkaReport, KafkaRuntime, OwnedBackend};

@@ -1,1 +1,892 @@
-//! `nowcast topics plan|apply` (in progress).
+//! `nowcast topics plan|apply`: the pipeline's topics as the spec declares them, compared with
+//! what the broker has, then created or reconfigured.
+//!
+//! The declared topics ([`TopicPlan`]) are every source topic (delete policy, the hot
+//! `kafka.retention`), the feature store (compacted) and the predictions, dead-letter and late
+//! topics (delete policy), all with `kafka.partitions` partitions, `kafka.replication_factor`
+//! and `min.insync.replicas`. [`diff`] is pure; [`plan`] describes the broker and diffs;
+//! [`apply`] creates missing topics and sets differing configs, then re-describes until the
+//! broker agrees.
+//!
+//! What apply never does: change a partition count or a replication factor. The feature store
+//! is co-partitioned with the sources (partition p of the features topic holds the state of the
+//! keys in partition p of every source), and adding partitions to a keyed topic moves keys, so
+//! a differing count of a source or the features topic is an error with the fix, never an
+//! action. A differing replication factor is reported as a note.
+//!
+//! Every broker call has a deadline ([`TIMEOUT`] by default): a broker that does not answer is
+//! [`KafkaError::Unreachable`], never a hang.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use nowcast_spec::{KafkaSpec, PipelineSpec};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::KafkaError;
+
+/// How long one broker call may take before the broker counts as unreachable.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a topic is for: decides its cleanup policy and whether its partition count is keyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Raw events of a source (delete policy, hot retention, keyed).
+    Source,
+    /// The compacted feature store / state changelog (keyed, co-partitioned with the sources).
+    Features,
+    /// Predictions.
+    Predictions,
+    /// Dead letters.
+    DeadLetters,
+    /// Late events.
+    Late,
+}
+
+impl Role {
+    /// Whether the partition count is part of the data layout (sources, features).
+    pub fn is_keyed(self) -> bool {
+        matches!(self, Role::Source | Role::Features)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Role::Source => "source topic",
+            Role::Features => "features topic",
+            Role::Predictions => "predictions topic",
+            Role::DeadLetters => "dead-letter topic",
+            Role::Late => "late topic",
+        }
+    }
+}
+
+/// One topic as the spec declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDecl {
+    /// Topic name.
+    pub name: String,
+    /// What it is for.
+    pub role: Role,
+    /// Partition count.
+    pub partitions: u32,
+    /// Replication factor.
+    pub replication_factor: u16,
+    /// Topic configs nowcast owns (`cleanup.policy`, `min.insync.replicas`, `retention.ms`).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Every topic the pipeline uses, as declared by one spec file.
+#[derive(Debug, Clone)]
+pub struct TopicPlan {
+    /// The spec file (named in every error).
+    pub spec_file: String,
+    /// Sources first, then features, predictions, dead letters, late.
+    pub topics: Vec<TopicDecl>,
+}
+
+impl TopicPlan {
+    /// The declared topics of `spec`; [`KafkaError::NotKafka`] without a `[kafka]` section.
+    pub fn new(spec: &PipelineSpec, spec_file: &str) -> Result<TopicPlan, KafkaError> {
+        let k = spec.kafka.as_ref().ok_or_else(|| KafkaError::NotKafka {
+            spec: spec_file.to_string(),
+        })?;
+        let decl = |name: &str, role: Role| {
+            let mut configs = BTreeMap::new();
+            let policy = if role == Role::Features {
+                "compact"
+            } else {
+                "delete"
+            };
+            configs.insert("cleanup.policy".to_string(), policy.to_string());
+            configs.insert(
+                "min.insync.replicas".to_string(),
+                k.min_insync_replicas.to_string(),
+            );
+            if role == Role::Source {
+                configs.insert("retention.ms".to_string(), k.retention.to_string());
+            }
+            TopicDecl {
+                name: name.to_string(),
+                role,
+                partitions: k.partitions,
+                replication_factor: k.replication_factor,
+                configs,
+            }
+        };
+        let mut topics: Vec<TopicDecl> = spec
+            .sources
+            .iter()
+            .map(|s| decl(&s.topic, Role::Source))
+            .collect();
+        topics.push(decl(&k.features_topic, Role::Features));
+        topics.push(decl(&k.predictions_topic, Role::Predictions));
+        topics.push(decl(&k.dead_letters_topic, Role::DeadLetters));
+        topics.push(decl(&k.late_topic, Role::Late));
+        Ok(TopicPlan {
+            spec_file: spec_file.to_string(),
+            topics,
+        })
+    }
+}
+
+/// One topic as the broker has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    /// Partition count.
+    pub partitions: u32,
+    /// Replication factor (replicas of partition 0).
+    pub replication_factor: u16,
+    /// Every config value the broker reports (defaults included).
+    pub configs: BTreeMap<String, String>,
+    /// The per-topic overrides only (what a full AlterConfigs must carry over).
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// One line of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The topic is missing: create it.
+    Create(TopicDecl),
+    /// A config value differs: set it.
+    Alter {
+        /// Topic name.
+        topic: String,
+        /// Config key.
+        key: String,
+        /// The broker's value (`None` if it reports none).
+        from: Option<String>,
+        /// The declared value.
+        to: String,
+    },
+    /// Nothing to do.
+    UpToDate(String),
+    /// A difference `apply` leaves alone (replication factor, an output's partition count).
+    Note {
+        /// Topic name.
+        topic: String,
+        /// What differs and why apply leaves it.
+        message: String,
+    },
+    /// The topics cannot be brought in line by `apply`: nothing is changed.
+    Error {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+impl Change {
+    /// Whether this line blocks `apply`.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Change::Error { .. })
+    }
+
+    /// Whether `apply` would act on this line.
+    pub fn is_action(&self) -> bool {
+        matches!(self, Change::Create(_) | Change::Alter { .. })
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Create(t) => {
+                write!(
+                    f,
+                    "+ create topic {} (partitions {}, rf {}",
+                    t.name, t.partitions, t.replication_factor
+                )?;
+                for (k, v) in &t.configs {
+                    write!(f, ", {k}={v}")?;
+                }
+                write!(f, ")")
+            }
+            Change::Alter {
+                topic,
+                key,
+                from,
+                to,
+            } => write!(
+                f,
+                "~ alter {topic} {key} {} -> {to}",
+                from.as_deref().unwrap_or("(unset)")
+            ),
+            Change::UpToDate(t) => write!(f, "= {t} up to date"),
+            Change::Note { topic, message } => write!(f, "! {topic}: {message}"),
+            Change::Error { message, fix } => write!(f, "x error: {message} (fix: {fix})"),
+        }
+    }
+}
+
+/// Whether any line of a plan blocks `apply`.
+pub fn has_errors(changes: &[Change]) -> bool {
+    changes.iter().any(Change::is_error)
+}
+
+fn policy_set(v: &str) -> Vec<&str> {
+    let mut s: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    s.sort_unstable();
+    s
+}
+
+fn same_value(key: &str, a: &str, b: &str) -> bool {
+    if key == "cleanup.policy" {
+        policy_set(a) == policy_set(b)
+    } else {
+        a.trim() == b.trim()
+    }
+}
+
+fn names(topics: &[(&str, u32)]) -> String {
+    topics
+        .iter()
+        .map(|(t, n)| format!("`{t}` ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Compares the declared topics with the broker's (`actual` holds the existing ones): pure.
+pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Change> {
+    let file = &plan.spec_file;
+    let mut out = Vec::new();
+    let declared = plan.topics.first().map_or(0, |t| t.partitions);
+    let sources: Vec<&TopicDecl> = plan
+        .topics
+        .iter()
+        .filter(|t| t.role == Role::Source)
+        .collect();
+    let existing_sources: Vec<(&str, u32)> = sources
+        .iter()
+        .filter_map(|t| actual.get(&t.name).map(|a| (t.name.as_str(), a.partitions)))
+        .collect();
+    // The partition count the keyed topics must share: the existing sources' if they agree.
+    let mut keyed = declared;
+    let mut counts: Vec<u32> = existing_sources.iter().map(|(_, n)| *n).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() > 1 {
+        out.push(Change::Error {
+            message: format!(
+                "source topics differ in partition count: {}; events of one entity from \
+                 different sources must land in the same partition number",
+                names(&existing_sources)
+            ),
+            fix: format!(
+                "recreate the odd ones with a common count (adding partitions to a keyed topic \
+                 moves keys, so nowcast never does it), then set kafka.partitions to that count \
+                 in {file}"
+            ),
+        });
+    } else if let Some(&n) = counts.first() {
+        keyed = n;
+        if n != declared {
+            let odd: Vec<(&str, u32)> = existing_sources.clone();
+            out.push(Change::Error {
+                message: format!(
+                    "source topic{} {} {} {n} partitions but kafka.partitions is {declared}",
+                    if odd.len() > 1 { "s" } else { "" },
+                    names(&odd),
+                    if odd.len() > 1 { "have" } else { "has" },
+                ),
+                fix: format!(
+                    "set kafka.partitions = {n} in {file} (adding partitions to a keyed topic \
+                     moves keys between partitions, and with them the entities' state, so \
+                     nowcast never does it)"
+                ),
+            });
+        }
+    }
+    for t in &plan.topics {
+        let Some(a) = actual.get(&t.name) else {
+            out.push(Change::Create(t.clone()));
+            continue;
+        };
+        let before = out.len();
+        match t.role {
+            Role::Source => {} // handled above
+            Role::Features if a.partitions != keyed => {
+                let (with, how) = match existing_sources.as_slice() {
+                    [] => (
+                        names(
+                            &sources
+                                .iter()
+                                .map(|s| (s.name.as_str(), declared))
+                                .collect::<Vec<_>>(),
+                        ),
+                        "will be created with",
+                    ),
+                    some => (names(some), "have"),
+                };
+                out.push(Change::Error {
+                    message: format!(
+                        "features topic `{}` has {} partitions but the source topics {with} {how} \
+                         {keyed}: the feature store must be co-partitioned with the sources \
+                         (partition p of `{}` holds the state of the keys in partition p of every \
+                         source), and adding partitions to a keyed topic moves keys, so nowcast \
+                         will not change it",
+                        t.name, a.partitions, t.name
+                    ),
+                    fix: format!(
+                        "delete topic `{}` so `nowcast topics apply` recreates it with {keyed} \
+                         partitions (the state is rebuilt from the sources within their \
+                         retention), or, if the sources should have {} partitions, set \
+                         kafka.partitions = {} in {file} and recreate the sources",
+                        t.name, a.partitions, a.partitions
+                    ),
+                });
+            }
+            Role::Features => {}
+            _ if a.partitions != t.partitions => out.push(Change::Note {
+                topic: t.name.clone(),
+                message: format!(
+                    "{} has {} partitions, declared {}; apply leaves it (outputs need not be \
+                     co-partitioned; adding partitions moves keys)",
+                    t.role.label(),
+                    a.partitions,
+                    t.partitions
+                ),
+            }),
+            _ => {}
+        }
+        if a.replication_factor != t.replication_factor {
+            out.push(Change::Note {
+                topic: t.name.clone(),
+                message: format!(
+                    "replication factor {}, declared {}: apply cannot change it (reassign the \
+                     partitions with kafka-reassign-partitions.sh, or set \
+                     kafka.replication_factor = {} in {file})",
+                    a.replication_factor, t.replication_factor, a.replication_factor
+                ),
+            });
+        }
+        for (key, want) in &t.configs {
+            let have = a.configs.get(key);
+            if !have.is_some_and(|h| same_value(key, h, want)) {
+                out.push(Change::Alter {
+                    topic: t.name.clone(),
+                    key: key.clone(),
+                    from: have.cloned(),
+                    to: want.clone(),
+                });
+            }
+        }
+        if out.len() == before {
+            out.push(Change::UpToDate(t.name.clone()));
+        }
+    }
+    out
+}
+
+/// Wakes the blocked thread.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `fut` on this thread until it finishes or `deadline` passes (`None`). rdkafka's admin
+/// futures are completed by its own polling thread, so no runtime is needed.
+fn block_on<F: Future>(fut: F, deadline: Instant) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// An admin connection to the brokers, with the deadline of every call.
+pub struct Admin {
+    client: AdminClient<DefaultClientContext>,
+    bootstrap: String,
+    spec_file: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admin")
+            .field("bootstrap", &self.bootstrap)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Admin {
+    /// An admin client for `bootstrap` with the spec's client properties (no I/O yet).
+    pub fn connect(
+        spec: &KafkaSpec,
+        bootstrap: &str,
+        spec_file: &str,
+    ) -> Result<Admin, KafkaError> {
+        let client = crate::client::admin(spec, bootstrap)
+            .create()
+            .map_err(|e| {
+                KafkaError::client(format!("creating an admin client for {bootstrap}"), e)
+            })?;
+        Ok(Admin {
+            client,
+            bootstrap: bootstrap.to_string(),
+            spec_file: spec_file.to_string(),
+            timeout: TIMEOUT,
+        })
+    }
+
+    /// Sets the deadline of every broker call (default [`TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Admin {
+        self.timeout = timeout;
+        self
+    }
+
+    fn unreachable(&self, what: &str) -> KafkaError {
+        KafkaError::Unreachable(format!(
+            "no answer from Kafka at {} within {} s while {what} (fix: start the broker, or \
+             correct `kafka.bootstrap` in {}, --bootstrap or NOWCAST_KAFKA)",
+            self.bootstrap,
+            self.timeout.as_secs_f64(),
+            self.spec_file
+        ))
+    }
+
+    fn options(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(self.timeout))
+            .operation_timeout(Some(self.timeout))
+    }
+
+    /// Runs one admin future with the deadline (plus slack for librdkafka's own timeout).
+    fn wait<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, RdError>>,
+    ) -> Result<T, KafkaError> {
+        match block_on(fut, Instant::now() + self.timeout + Duration::from_secs(2)) {
+            None => Err(self.unreachable(what)),
+            Some(Err(e)) if is_unreachable(&e) => Err(self.unreachable(what)),
+            Some(Err(e)) => Err(KafkaError::client(what, e)),
+            Some(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// The named topics that exist, with partitions, replication factor and configs.
+    pub fn describe(&self, topics: &[&str]) -> Result<BTreeMap<String, TopicState>, KafkaError> {
+        // All topics: asking for one by name may auto-create it on some brokers.
+        let md = self
+            .client
+            .inner()
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| {
+                if is_unreachable(&e) {
+                    self.unreachable("fetching metadata")
+                } else {
+                    KafkaError::client(format!("fetching metadata from {}", self.bootstrap), e)
+                }
+            })?;
+        let mut out = BTreeMap::new();
+        for t in md.topics() {
+            if !topics.contains(&t.name()) || t.error().is_some() {
+                continue;
+            }
+            let rf = t.partitions().first().map_or(0, |p| p.replicas().len());
+            out.insert(
+                t.name().to_string(),
+                TopicState {
+                    partitions: t.partitions().len() as u32,
+                    replication_factor: rf as u16,
+                    configs: BTreeMap::new(),
+                    overrides: BTreeMap::new(),
+                },
+            );
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let specs: Vec<ResourceSpecifier<'_>> =
+            out.keys().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let results = self.wait(
+            "describing topic configs",
+            self.client.describe_configs(&specs, &self.options()),
+        )?;
+        let mut configs = Vec::new();
+        for (spec, r) in specs.iter().zip(results) {
+            let ResourceSpecifier::Topic(name) = spec else {
+                continue;
+            };
+            let r = r.map_err(|code| {
+                KafkaError::client(
+                    format!("describing configs of `{name}`"),
+                    RdError::AdminOp(code),
+                )
+            })?;
+            configs.push((name.to_string(), r));
+        }
+        for (name, r) in configs {
+            let state = out.get_mut(&name).expect("described topics exist");
+            for e in r.entries {
+                let Some(v) = e.value else { continue };
+                if e.source == ConfigSource::DynamicTopic {
+                    state.overrides.insert(e.name.clone(), v.clone());
+                }
+                state.configs.insert(e.name, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn is_unreachable(e: &RdError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::Resolve
+        )
+    )
+}
+
+/// Describes the declared topics on the broker and compares them with the spec.
+pub fn plan(admin: &Admin, plan: &TopicPlan) -> Result<Vec<Change>, KafkaError> {
+    let names: Vec<&str> = plan.topics.iter().map(|t| t.name.as_str()).collect();
+    let actual = admin.describe(&names)?;
+    Ok(diff(plan, &actual))
+}
+
+/// Carries out the creations and alterations of `changes` (from [`plan`]), then re-describes
+/// until the broker agrees with the spec. Refuses, changing nothing, if `changes` has errors.
+pub fn apply(admin: &Admin, topics: &TopicPlan, changes: &[Change]) -> Result<(), KafkaError> {
+    let errors: Vec<String> = changes
+        .iter()
+        .filter(|c| c.is_error())
+        .map(|c| c.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(KafkaError::Topics(format!(
+            "{}: nothing changed, the plan has errors:\n{}",
+            topics.spec_file,
+            errors.join("\n")
+        )));
+    }
+    // Creations.
+    let creates: Vec<&TopicDecl> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Create(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    if !creates.is_empty() {
+        let new: Vec<NewTopic<'_>> = creates
+            .iter()
+            .map(|t| {
+                let mut n = NewTopic::new(
+                    &t.name,
+                    t.partitions as i32,
+                    TopicReplication::Fixed(i32::from(t.replication_factor)),
+                );
+                for (k, v) in &t.configs {
+                    n = n.set(k, v);
+                }
+                n
+            })
+            .collect();
+        let results = admin.wait(
+            "creating topics",
+            admin.client.create_topics(&new, &admin.options()),
+        )?;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|(t, code)| format!("`{t}`: {code}"))
+            .collect();
+        if !failed.is_empty() {
+            return Err(KafkaError::Topics(format!(
+                "creating topics of {} failed: {} (fix: check the broker's limits, e.g. a \
+                 replication factor above the number of brokers, and `kafka.*` in {})",
+                topics.spec_file,
+                failed.join("; "),
+                topics.spec_file
+            )));
+        }
+    }
+    // Alterations: AlterConfigs replaces a topic's whole override set, so carry the current
+    // overrides over and set the declared values on top.
+    let mut alters: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for c in changes {
+        if let Change::Alter { topic, key, to, .. } = c {
+            alters.entry(topic).or_default().insert(key, to);
+        }
+    }
+    if !alters.is_empty() {
+        let names: Vec<&str> = alters.keys().copied().collect();
+        let current = admin.describe(&names)?;
+        let mut merged: Vec<(&str, BTreeMap<&str, &str>)> = Vec::new();
+        for (topic, set) in &alters {
+            let mut all: BTreeMap<&str, &str> = current
+                .get(*topic)
+                .map(|s| {
+                    s.overrides
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            all.extend(set.iter().map(|(k, v)| (*k, *v)));
+            merged.push((topic, all));
+        }
+        let requests: Vec<AlterConfig<'_>> = merged
+            .iter()
+            .map(|(topic, all)| {
+                all.iter().fold(
+                    AlterConfig::new(ResourceSpecifier::Topic(topic)),
+                    |a, (k, v)| a.set(k, v),
+                )
+            })
+            .collect();
+        let results = admin.wait(
+            "altering topic configs",
+            admin.client.alter_configs(&requests, &admin.options()),
+        )?;
+        let failed: Vec<String> = results
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|(t, code)| format!("{t:?}: {code}"))
+            .collect();
+        if !failed.is_empty() {
+            return Err(KafkaError::Topics(format!(
+                "altering topic configs of {} failed: {} (fix: check that the client may \
+                 alter configs, and the values of `kafka.*` in {})",
+                topics.spec_file,
+                failed.join("; "),
+                topics.spec_file
+            )));
+        }
+    }
+    confirm(admin, topics)
+}
+
+/// Re-describes until nothing is left to create or alter (metadata propagates
+/// asynchronously), within the admin deadline.
+fn confirm(admin: &Admin, topics: &TopicPlan) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + admin.timeout;
+    loop {
+        let left: Vec<String> = plan(admin, topics)?
+            .into_iter()
+            .filter(|c| c.is_action() || c.is_error())
+            .map(|c| c.to_string())
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Topics(format!(
+                "after apply, the broker at {} still differs from {}:\n{} (fix: run `nowcast \
+                 topics plan` again; another client may be changing these topics)",
+                admin.bootstrap,
+                topics.spec_file,
+                left.join("\n")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decl(name: &str, role: Role, partitions: u32) -> TopicDecl {
+        let mut configs = BTreeMap::new();
+        let policy = if role == Role::Features {
+            "compact"
+        } else {
+            "delete"
+        };
+        configs.insert("cleanup.policy".into(), policy.into());
+        configs.insert("min.insync.replicas".into(), "1".into());
+        if role == Role::Source {
+            configs.insert("retention.ms".into(), "172800000".into());
+        }
+        TopicDecl {
+            name: name.into(),
+            role,
+            partitions,
+            replication_factor: 1,
+            configs,
+        }
+    }
+
+    fn topics() -> TopicPlan {
+        TopicPlan {
+            spec_file: "p.toml".into(),
+            topics: vec![
+                decl("a", Role::Source, 4),
+                decl("b", Role::Source, 4),
+                decl("f", Role::Features, 4),
+                decl("p", Role::Predictions, 4),
+            ],
+        }
+    }
+
+    fn state(d: &TopicDecl, partitions: u32) -> TopicState {
+        TopicState {
+            partitions,
+            replication_factor: d.replication_factor,
+            configs: d.configs.clone(),
+            overrides: d.configs.clone(),
+        }
+    }
+
+    fn matching(plan: &TopicPlan) -> BTreeMap<String, TopicState> {
+        plan.topics
+            .iter()
+            .map(|d| (d.name.clone(), state(d, d.partitions)))
+            .collect()
+    }
+
+    #[test]
+    fn missing_topics_are_created_and_matching_ones_are_up_to_date() {
+        let t = topics();
+        let mut actual = matching(&t);
+        actual.remove("f");
+        let c = diff(&t, &actual);
+        let lines: Vec<String> = c.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "= a up to date",
+                "= b up to date",
+                "+ create topic f (partitions 4, rf 1, cleanup.policy=compact, min.insync.replicas=1)",
+                "= p up to date",
+            ]
+        );
+    }
+
+    #[test]
+    fn differing_configs_are_alterations_and_policy_order_does_not_matter() {
+        let t = topics();
+        let mut actual = matching(&t);
+        let a = actual.get_mut("a").unwrap();
+        a.configs.insert("retention.ms".into(), "3600000".into());
+        a.configs.insert("cleanup.policy".into(), "delete".into());
+        actual
+            .get_mut("f")
+            .unwrap()
+            .configs
+            .insert("cleanup.policy".into(), "delete,compact".into());
+        actual
+            .get_mut("p")
+            .unwrap()
+            .configs
+            .insert("cleanup.policy".into(), " delete".into());
+        let c = diff(&t, &actual);
+        assert_eq!(
+            c.iter()
+                .filter(|c| c.is_action())
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>(),
+            [
+                "~ alter a retention.ms 3600000 -> 172800000",
+                "~ alter f cleanup.policy delete,compact -> compact"
+            ]
+        );
+    }
+
+    #[test]
+    fn features_topic_must_match_the_sources_partition_count() {
+        let t = topics();
+        let mut actual = matching(&t);
+        actual.insert("f".into(), state(&t.topics[2], 8));
+        let c = diff(&t, &actual);
+        assert!(has_errors(&c));
+        let e = c.iter().find(|c| c.is_error()).unwrap().to_string();
+        assert!(e.contains("features topic `f` has 8 partitions"), "{e}");
+        assert!(e.contains("`a` (4), `b` (4) have 4"), "{e}");
+        assert!(e.contains("p.toml"), "{e}");
+    }
+
+    #[test]
+    fn sources_that_disagree_are_an_error_naming_them() {
+        let t = topics();
+        let mut actual = matching(&t);
+        actual.insert("b".into(), state(&t.topics[1], 6));
+        let e: Vec<String> = diff(&t, &actual)
+            .iter()
+            .filter(|c| c.is_error())
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("source topics differ in partition count: `a` (4), `b` (6)"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn sources_with_another_count_than_declared_name_the_setting() {
+        let t = topics();
+        let mut actual = matching(&t);
+        actual.insert("a".into(), state(&t.topics[0], 8));
+        actual.remove("b");
+        actual.insert("f".into(), state(&t.topics[2], 8));
+        let e: Vec<String> = diff(&t, &actual)
+            .iter()
+            .filter(|c| c.is_error())
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("source topic `a` (8) has 8 partitions but kafka.partitions is 4"));
+        assert!(e[0].contains("set kafka.partitions = 8 in p.toml"), "{e:?}");
+    }
+
+    #[test]
+    fn replication_factor_is_a_note_not_an_action() {
+        let t = topics();
+        let mut actual = matching(&t);
+        actual.get_mut("p").unwrap().replication_factor = 3;
+        let c = diff(&t, &actual);
+        assert!(!has_errors(&c));
+        let p: Vec<String> = c
+            .iter()
+            .filter(|c| c.to_string().contains(" p"))
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("! p: replication factor 3, declared 1: apply cannot change it"));
+    }
+
+    #[test]
+    fn block_on_gives_up_at_the_deadline() {
+        let start = Instant::now();
+        let never = std::future::pending::<()>();
+        assert!(block_on(never, start + Duration::from_millis(50)).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(block_on(async { 7 }, start), Some(7));
+    }
+}

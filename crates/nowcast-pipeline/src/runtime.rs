@@ -131,7 +131,8 @@ pub struct Report {
     pub model_version: String,
 }
 
-fn model_spec(spec: &PipelineSpec) -> ModelSpec {
+/// The model runtime's description of the spec's model.
+pub fn model_spec(spec: &PipelineSpec) -> ModelSpec {
     let kind = match &spec.model.kind {
         ModelKindDef::Onnx { path } => ModelKind::Onnx { path: path.clone() },
         ModelKindDef::Linear {
@@ -465,8 +466,68 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
         });
 }
 
+/// Scores `entity` for `POST /v1/predict`: its stream features (`None` for an unknown
+/// entity: every feature at its empty-window value) plus the request-time fields.
+pub fn score_request(
+    spec: &PipelineSpec,
+    plan: &InputPlan,
+    model: &ModelHandle,
+    entity: &str,
+    features: Option<Vec<FeatureValue>>,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    now: Millis,
+) -> Result<PredictOutput, BackendError> {
+    let mut request = Vec::with_capacity(plan.request_fields.len());
+    for name in &plan.request_fields {
+        match fields.get(name) {
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() => request.push(Some(x)),
+                _ => {
+                    return Err(BackendError::BadRequest(format!(
+                        "request field `{name}` is {v}, not a number"
+                    )))
+                }
+            },
+            None => {
+                return Err(BackendError::BadRequest(format!(
+                    "request field `{name}` is missing; the model takes it as an input"
+                )))
+            }
+        }
+    }
+    let known = features.is_some();
+    let values = features.unwrap_or_else(|| {
+        spec.engine
+            .features
+            .iter()
+            .map(|f| empty_value(&f.agg))
+            .collect()
+    });
+    let mut row = Vec::with_capacity(plan.len());
+    plan.row(&values, &request, &mut row);
+    let model = model.current();
+    let mut scores = Vec::with_capacity(1);
+    model
+        .score_batch(&row, 1, &mut scores)
+        .map_err(|e| BackendError::Internal(e.to_string()))?;
+    Ok(PredictOutput {
+        entity: entity.to_string(),
+        entity_known: known,
+        score: scores[0],
+        model: model.name().to_string(),
+        model_version: model.version().to_string(),
+        features: plan
+            .names
+            .iter()
+            .cloned()
+            .zip(row.iter().map(|v| *v as f64))
+            .collect(),
+        as_of: now,
+    })
+}
+
 /// The value an aggregation has over an empty window.
-fn empty_value(agg: &Aggregation) -> FeatureValue {
+pub fn empty_value(agg: &Aggregation) -> FeatureValue {
     match agg {
         Aggregation::Count
         | Aggregation::Sum
@@ -528,58 +589,18 @@ impl nowcast_serve::Backend for Backend {
         fields: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> Result<PredictOutput, BackendError> {
-        let plan = &self.shared.plan;
-        let mut request = Vec::with_capacity(plan.request_fields.len());
-        for name in &plan.request_fields {
-            match fields.get(name) {
-                Some(v) => match v.as_f64() {
-                    Some(x) if x.is_finite() => request.push(Some(x)),
-                    _ => {
-                        return Err(BackendError::BadRequest(format!(
-                            "request field `{name}` is {v}, not a number"
-                        )))
-                    }
-                },
-                None => {
-                    return Err(BackendError::BadRequest(format!(
-                        "request field `{name}` is missing; the model takes it as an input"
-                    )))
-                }
-            }
-        }
         let mut values = Vec::new();
         let known = self.evaluate(entity, now, &mut values).is_some();
-        if !known {
-            values = self
-                .shared
-                .spec
-                .engine
-                .features
-                .iter()
-                .map(|f| empty_value(&f.agg))
-                .collect();
-        }
-        let mut row = Vec::with_capacity(plan.len());
-        plan.row(&values, &request, &mut row);
-        let model = self.shared.model.current();
-        let mut scores = Vec::with_capacity(1);
-        model
-            .score_batch(&row, 1, &mut scores)
-            .map_err(|e| BackendError::Internal(e.to_string()))?;
-        Ok(PredictOutput {
-            entity: entity.to_string(),
-            entity_known: known,
-            score: scores[0],
-            model: model.name().to_string(),
-            model_version: model.version().to_string(),
-            features: plan
-                .names
-                .iter()
-                .cloned()
-                .zip(row.iter().map(|v| *v as f64))
-                .collect(),
-            as_of: now,
-        })
+        let sh = &self.shared;
+        score_request(
+            &sh.spec,
+            &sh.plan,
+            &sh.model,
+            entity,
+            known.then_some(values),
+            fields,
+            now,
+        )
     }
 
     fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {

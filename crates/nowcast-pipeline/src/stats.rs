@@ -83,7 +83,7 @@ pub struct Stats {
     /// Late events.
     pub late: AtomicU64,
     /// Rejected records by reason (index of [`RejectReason::ALL`]).
-    pub rejected: [AtomicU64; 7],
+    pub rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Predictions emitted.
     pub predictions: AtomicU64,
     /// Newest applied event time per source (ms).

@@ -170,7 +170,7 @@ fn process(
     let partition = task.partition;
     let shard = &shared.shards[partition as usize];
     let (mut late, mut applied) = (0u64, 0u64);
-    let mut rejected = [0u64; 7];
+    let mut rejected = [0u64; RejectReason::ALL.len()];
     s.rows.clear();
     s.metas.clear();
     s.texts.clear();

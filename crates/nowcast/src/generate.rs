@@ -34,6 +34,38 @@ pub struct GenerateArgs {
     /// Output file (default stdout).
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Produce the events to the source topic of this spec's `[kafka]` pipeline (keyed by
+    /// user) instead of writing JSON lines.
+    #[arg(long, value_name = "CONFIG", conflicts_with = "output")]
+    kafka: Option<PathBuf>,
+    /// Kafka bootstrap servers (with --kafka; default: the spec's, else `NOWCAST_KAFKA`).
+    #[arg(long, requires = "kafka")]
+    bootstrap: Option<String>,
+}
+
+/// Where generated events go.
+enum Sink {
+    Lines(BufWriter<Box<dyn Write>>),
+    Kafka(nowcast_kafka::TopicProducer),
+}
+
+fn kafka_sink(config: &std::path::Path, bootstrap: Option<&str>) -> anyhow::Result<Sink> {
+    let spec = crate::run::load_spec(config)?;
+    let file = config.display().to_string();
+    let k = spec.kafka.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{file} has no [kafka] section (fix: add one, or write lines with --output)"
+        )
+    })?;
+    let bootstrap = nowcast_kafka::client::bootstrap(k, bootstrap, &file)?;
+    let topic = &spec.sources[0].topic;
+    let partitions = nowcast_kafka::runtime::topic_partitions(k, &bootstrap, topic)?;
+    Ok(Sink::Kafka(nowcast_kafka::TopicProducer::new(
+        k,
+        &bootstrap,
+        topic,
+        partitions as u32,
+    )?))
 }
 
 pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -47,13 +79,19 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(s) => nowcast_core::parse_event_time(s).context("--start")?,
         None => nowcast_pipeline::now_ms() - span_ms,
     };
-    let out: Box<dyn Write> = match &a.output {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+    let mut sink = match &a.kafka {
+        Some(config) => kafka_sink(config, a.bootstrap.as_deref())?,
+        None => {
+            let out: Box<dyn Write> = match &a.output {
+                Some(p) => Box::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            Sink::Lines(BufWriter::with_capacity(1 << 20, out))
         }
-        None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut g = Generator::new(GenConfig {
         seed: a.seed,
         users: a.users,
@@ -68,9 +106,17 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             &mut key,
             &mut line,
         );
-        line.push(b'\n');
-        out.write_all(&line)?;
+        match &mut sink {
+            Sink::Lines(out) => {
+                line.push(b'\n');
+                out.write_all(&line)?;
+            }
+            Sink::Kafka(p) => p.send(&key, &line)?,
+        }
     }
-    out.flush()?;
+    match &mut sink {
+        Sink::Lines(out) => out.flush()?,
+        Sink::Kafka(p) => p.flush(std::time::Duration::from_secs(60))?,
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,10 @@
 
 mod demo;
 mod generate;
+mod kafka;
 mod run;
 mod telemetry;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,10 +32,13 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Append JSON-lines events from a file (or `-` for stdin) to the pipeline's input log.
     Ingest(run::IngestArgs),
-    /// Run a pipeline on the embedded log: process, score, serve.
+    /// Run a pipeline: process, score, serve — on the embedded log, or on Apache Kafka when
+    /// the spec has a `[kafka]` section.
     Run(run::RunArgs),
     /// Everything in one process: generate, compute features, score, serve, report.
     Demo(demo::DemoArgs),
+    /// Check (`plan`) or create and configure (`apply`) the pipeline's Kafka topics.
+    Topics(topics::TopicsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => run::ingest(args),
         Command::Run(args) => run::main(args),
         Command::Demo(args) => demo::main(args),
+        Command::Topics(args) => topics::main(args),
     };
     match result {
         Ok(code) => code,

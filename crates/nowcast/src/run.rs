@@ -29,7 +29,7 @@ pub struct IngestArgs {
 pub struct RunArgs {
     /// The spec file.
     #[arg(long)]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Overrides the spec's data directory.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -44,10 +44,16 @@ pub struct RunArgs {
     exit_when_done: bool,
     /// Do not start the HTTP API.
     #[arg(long)]
-    no_serve: bool,
+    pub no_serve: bool,
     /// Serving address (default: the spec's `serving.addr`).
     #[arg(long)]
-    addr: Option<std::net::SocketAddr>,
+    pub addr: Option<std::net::SocketAddr>,
+    /// Kafka bootstrap servers (with `[kafka]`; default: the spec's, else `NOWCAST_KAFKA`).
+    #[arg(long)]
+    pub bootstrap: Option<String>,
+    /// Instance id (with `[kafka]`; default: the spec's `kafka.instance`).
+    #[arg(long)]
+    pub instance: Option<String>,
 }
 
 pub fn load_spec(path: &std::path::Path) -> anyhow::Result<PipelineSpec> {
@@ -106,8 +112,8 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(
-        backend: Arc<nowcast_pipeline::Backend>,
+    pub fn start<B: nowcast_serve::Backend>(
+        backend: Arc<B>,
         metrics: metrics_exporter_prometheus::PrometheusHandle,
         addr: std::net::SocketAddr,
     ) -> anyhow::Result<Server> {
@@ -159,6 +165,9 @@ impl Server {
 pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = load_spec(&a.config)?;
     let metrics = crate::telemetry::install()?;
+    if spec.kafka.is_some() {
+        return crate::kafka::run(spec, a, metrics);
+    }
     let addr = a.addr.unwrap_or(spec.serving_addr);
     let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
         .ok()

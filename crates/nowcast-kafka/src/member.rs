@@ -1,0 +1,666 @@
+//! One processing thread: a consumer-group member with its own producer.
+//!
+//! Exactly-once: one transactional producer per member (`transactional.id` =
+//! `<group>-<instance>-<thread>`, so a restarted instance fences its previous incarnation and
+//! aborts what it left open). Every commit interval, one transaction holds the outputs of the
+//! records processed since the last commit, the latest state of every entity they changed
+//! (the feature-store topic) and the consumer offsets (`send_offsets_to_transaction` with the
+//! group metadata, so a member that lost its partitions is fenced by the group generation).
+//! Any transaction error ends the member; it is rebuilt from scratch (new producer, new
+//! consumer, state restored from the committed changelog) rather than retried on the same
+//! producer epoch.
+//!
+//! At-least-once: the same records without a transaction; the producer is flushed (and every
+//! delivery confirmed) before the offsets are committed.
+//!
+//! Partitions are committed before they are revoked (`pre_rebalance`) and restored from the
+//! changelog when assigned (`post_rebalance`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nowcast_core::{partition_for_key, FeatureValue, RejectReason};
+use nowcast_pipeline::decode::Decoded;
+use nowcast_pipeline::json::PredictionLine;
+use nowcast_pipeline::stats::{reason_index, Latencies};
+use nowcast_spec::Delivery;
+use nowcast_window::{Engine, Late};
+use parking_lot::{Mutex, RwLock};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::restore::restore;
+use crate::shared::Shared;
+use crate::{client, KafkaError};
+
+/// Records taken from the consumer per batch (one model call per batch).
+const BATCH: usize = 512;
+/// Timeout of transaction and commit calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Eviction of idle entities runs each time a partition has processed this many more records.
+const EVICT_EVERY: u64 = 1 << 16;
+
+/// Counts failed deliveries (at-least-once must not commit past a lost record).
+#[derive(Default)]
+pub(crate) struct ProdCtx {
+    failures: AtomicU64,
+    last: Mutex<Option<String>>,
+}
+
+impl ClientContext for ProdCtx {}
+
+impl ProducerContext for ProdCtx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            *self.last.lock() = Some(e.to_string());
+        }
+    }
+}
+
+/// An owned partition.
+struct Part {
+    engine: Arc<RwLock<Engine>>,
+    /// Next source offset to process (None until the first record).
+    next_offset: Option<i64>,
+    /// Offset as of the last commit.
+    committed: Option<i64>,
+    processed: u64,
+    stream_time: i64,
+}
+
+/// What a prediction needs besides its row, kept until the batch is scored.
+struct Meta {
+    partition: i32,
+    event_id: String,
+    entity: String,
+    event_time: i64,
+    ingest_time: i64,
+}
+
+struct MemberState {
+    shared: Arc<Shared>,
+    name: String,
+    producer: ThreadedProducer<ProdCtx>,
+    reader: BaseConsumer,
+    parts: BTreeMap<i32, Part>,
+    /// A transaction is open (exactly-once) / records were produced since the last commit.
+    pending: bool,
+    /// After an error: revocations must not try to commit.
+    failed: bool,
+    last_commit: Instant,
+    decoded: Decoded,
+    features: Vec<FeatureValue>,
+    rows: Vec<f32>,
+    scores: Vec<f64>,
+    metas: Vec<Meta>,
+    line: Vec<u8>,
+    lat: Latencies,
+}
+
+/// The consumer's context: the member's state, reachable from the rebalance callbacks.
+pub(crate) struct MemberCtx {
+    state: Mutex<MemberState>,
+    error: Mutex<Option<KafkaError>>,
+}
+
+impl ClientContext for MemberCtx {}
+
+impl ConsumerContext for MemberCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut st = self.state.lock();
+            if !st.failed {
+                if let Err(e) = st.commit(consumer) {
+                    st.failed = true;
+                    self.error.lock().get_or_insert(e);
+                }
+            }
+            for el in tpl.elements() {
+                st.drop_part(el.partition());
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut st = self.state.lock();
+                for el in tpl.elements() {
+                    if let Err(e) = st.add_part(el.partition()) {
+                        st.failed = true;
+                        self.error.lock().get_or_insert(e);
+                    }
+                }
+            }
+            Rebalance::Error(e) => {
+                self.error
+                    .lock()
+                    .get_or_insert(KafkaError::client("rebalance", e.clone()));
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+fn is_fatal(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::Client {
+            source: RdError::Transaction(t),
+            ..
+        } => t.is_fatal(),
+        KafkaError::State(_) | KafkaError::Model(_) | KafkaError::NotKafka { .. } => true,
+        _ => false,
+    }
+}
+
+/// Runs member `index` until the instance stops; rebuilds it after recoverable errors.
+pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), KafkaError> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = Instant::now();
+        match run_once(&shared, index) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                if shared.stop.load(Ordering::Acquire) {
+                    return Err(e);
+                }
+                shared.restarts.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("nowcast_kafka_member_restarts_total").increment(1);
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(200);
+                }
+                eprintln!(
+                    "nowcast: processing thread {index}: {e}; rebuilding its producer and consumer in {} ms",
+                    backoff.as_millis()
+                );
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
+    let k = &shared.kafka;
+    let name = format!("{}-{}-{index}", k.group, shared.instance);
+    let producer: ThreadedProducer<ProdCtx> = client::producer(k, &shared.bootstrap, Some(&name))
+        .create_with_context(ProdCtx::default())
+        .map_err(|e| KafkaError::client("creating the producer", e))?;
+    if k.delivery == Delivery::ExactlyOnce {
+        producer
+            .init_transactions(CALL_TIMEOUT)
+            .map_err(|e| KafkaError::client(format!("initialising transactions as `{name}`"), e))?;
+    }
+    let reader: BaseConsumer = client::reader(k, &shared.bootstrap)
+        .set("enable.partition.eof", "true")
+        .create()
+        .map_err(|e| KafkaError::client("creating the restore reader", e))?;
+    let ctx = MemberCtx {
+        state: Mutex::new(MemberState {
+            shared: shared.clone(),
+            name,
+            producer,
+            reader,
+            parts: BTreeMap::new(),
+            pending: false,
+            failed: false,
+            last_commit: Instant::now(),
+            decoded: Decoded::default(),
+            features: Vec::new(),
+            rows: Vec::new(),
+            scores: Vec::new(),
+            metas: Vec::new(),
+            line: Vec::with_capacity(1024),
+            lat: Latencies::default(),
+        }),
+        error: Mutex::new(None),
+    };
+    let consumer: BaseConsumer<MemberCtx> = client::consumer(k, &shared.bootstrap)
+        .create_with_context(ctx)
+        .map_err(|e| KafkaError::client("creating the consumer", e))?;
+    let topic = shared.spec.sources[0].topic.clone();
+    consumer
+        .subscribe(&[&topic])
+        .map_err(|e| KafkaError::client(format!("subscribing to {topic}"), e))?;
+    let result = poll_loop(shared, &consumer);
+    if result.is_err() {
+        consumer.context().state.lock().failed = true;
+    }
+    {
+        let mut st = consumer.context().state.lock();
+        let drop: Vec<i32> = st.parts.keys().copied().collect();
+        if result.is_err() {
+            for p in drop {
+                st.drop_part(p);
+            }
+        }
+    }
+    drop(consumer);
+    result
+}
+
+fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
+    let interval = Duration::from_millis(shared.kafka.commit_interval as u64);
+    let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(BATCH);
+    let mut last_merge = Instant::now();
+    loop {
+        if let Some(e) = consumer.context().error.lock().take() {
+            return Err(e);
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            let mut st = consumer.context().state.lock();
+            st.commit(consumer)?;
+            shared.stats.merge(&st.lat);
+            return Ok(());
+        }
+        batch.clear();
+        let mut wait = Duration::from_millis(20);
+        while batch.len() < BATCH {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Ok(m)) => batch.push(m),
+                Some(Err(e)) => {
+                    eprintln!("nowcast: consumer: {e}");
+                    break;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+        if let Some(e) = consumer.context().error.lock().take() {
+            return Err(e);
+        }
+        let mut st = consumer.context().state.lock();
+        if !batch.is_empty() {
+            st.process(&batch)?;
+        }
+        if st.last_commit.elapsed() >= interval {
+            st.commit(consumer)?;
+        }
+        if last_merge.elapsed() >= Duration::from_millis(50) {
+            shared.stats.merge(&st.lat);
+            st.lat.reset();
+            last_merge = Instant::now();
+        }
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+impl MemberState {
+    fn add_part(&mut self, partition: i32) -> Result<(), KafkaError> {
+        let topic = &self.shared.kafka.features_topic;
+        let (mut engine, info) = restore(
+            &self.reader,
+            topic,
+            partition,
+            self.shared.spec.engine.clone(),
+        )?;
+        engine.track_changes(true);
+        eprintln!(
+            "nowcast: {}: partition {partition} assigned; restored {} entities from {} changelog records in {} ms",
+            self.name,
+            info.entities,
+            info.records,
+            info.elapsed.as_millis()
+        );
+        metrics::histogram!("nowcast_kafka_restore_seconds").record(info.elapsed.as_secs_f64());
+        let engine = Arc::new(RwLock::new(engine));
+        self.shared.owned.write().insert(partition, engine.clone());
+        self.parts.insert(
+            partition,
+            Part {
+                engine,
+                next_offset: None,
+                committed: None,
+                processed: 0,
+                stream_time: i64::MIN,
+            },
+        );
+        Ok(())
+    }
+
+    fn drop_part(&mut self, partition: i32) {
+        if self.parts.remove(&partition).is_some() {
+            self.shared.owned.write().remove(&partition);
+            eprintln!("nowcast: {}: partition {partition} revoked", self.name);
+        }
+    }
+
+    fn ensure_txn(&mut self) -> Result<(), KafkaError> {
+        if !self.pending && self.shared.kafka.delivery == Delivery::ExactlyOnce {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| KafkaError::client("beginning a transaction", e))?;
+        }
+        self.pending = true;
+        Ok(())
+    }
+
+    fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), KafkaError> {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(v) = value {
+            rec = rec.payload(v);
+        }
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(KafkaError::client(format!("producing to {topic}"), e)),
+            }
+        }
+    }
+
+    /// A dead letter or late event: the original record, the reason in headers.
+    fn reject(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        late: bool,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), KafkaError> {
+        self.ensure_txn()?;
+        let k = &self.shared.kafka;
+        let (topic, n) = if late {
+            (&k.late_topic, self.shared.out_partitions[2])
+        } else {
+            (&k.dead_letters_topic, self.shared.out_partitions[1])
+        };
+        let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
+        let headers = OwnedHeaders::new()
+            .insert(header("nowcast.reason", reason))
+            .insert(header("nowcast.detail", detail))
+            .insert(header("nowcast.source.topic", m.topic()))
+            .insert(header("nowcast.source.partition", &partition))
+            .insert(header("nowcast.source.offset", &offset));
+        self.send(
+            topic,
+            m.partition() % n,
+            m.key(),
+            m.payload(),
+            Some(headers),
+        )
+    }
+
+    fn process(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
+        let shared = self.shared.clone();
+        let now = nowcast_pipeline::now_ms();
+        let src = &shared.spec.sources[0];
+        let (mut applied, mut late, mut read) = (0u64, 0u64, 0u64);
+        let mut rejected = [0u64; RejectReason::ALL.len()];
+        self.rows.clear();
+        self.metas.clear();
+        for m in batch {
+            let p = m.partition();
+            let Some(part) = self.parts.get(&p) else {
+                continue; // revoked while the batch was read
+            };
+            if part.next_offset.is_some_and(|n| m.offset() < n) {
+                continue;
+            }
+            read += 1;
+            let engine = part.engine.clone();
+            let value = m.payload().unwrap_or(&[]);
+            let outcome = shared.decoder.decode(value, now, &mut self.decoded);
+            let outcome = outcome.map_err(|e| (e.reason, e.detail)).and_then(|()| {
+                let home = partition_for_key(self.decoded.key.as_bytes(), shared.partitions as u32);
+                if home as i32 == p {
+                    Ok(())
+                } else {
+                    Err((
+                        RejectReason::WrongPartition,
+                        format!(
+                            "entity `{}` belongs to partition {home}, the record is on {p}: key the topic by `{}`",
+                            self.decoded.key, src.key_field
+                        ),
+                    ))
+                }
+            });
+            if let Err((reason, detail)) = outcome {
+                rejected[reason_index(reason)] += 1;
+                self.reject(m, false, reason.as_str(), &detail)?;
+            } else {
+                let d = &self.decoded;
+                let result =
+                    engine
+                        .write()
+                        .apply(&d.key, 0, d.time, &d.inputs, Some(&mut self.features));
+                match result {
+                    Err(Late { watermark, newest }) => {
+                        late += 1;
+                        let detail = format!(
+                            "event time {} is before the watermark {watermark} (newest {newest}, allowed lateness {} ms)",
+                            d.time, src.allowed_lateness
+                        );
+                        self.reject(m, true, "late", &detail)?;
+                    }
+                    Ok(()) => {
+                        applied += 1;
+                        let event_id = match &d.id {
+                            Some(id) => id.clone(),
+                            None => format!("{}-{}-{}", src.name, p, m.offset()),
+                        };
+                        shared.plan.row(&self.features, &d.request, &mut self.rows);
+                        self.metas.push(Meta {
+                            partition: p,
+                            event_id,
+                            entity: d.key.clone(),
+                            event_time: d.time,
+                            ingest_time: m.timestamp().to_millis().unwrap_or(now),
+                        });
+                        let part = self.parts.get_mut(&p).expect("checked");
+                        part.stream_time = part.stream_time.max(d.time);
+                    }
+                }
+            }
+            let part = self.parts.get_mut(&p).expect("checked");
+            part.next_offset = Some(m.offset() + 1);
+            let before = part.processed;
+            part.processed += 1;
+            if before / EVICT_EVERY != part.processed / EVICT_EVERY {
+                let t = part.stream_time;
+                part.engine.write().evict_idle(t);
+            }
+        }
+        let features_at = nowcast_pipeline::now_ms();
+        let model = shared.model.current();
+        self.scores.clear();
+        if !self.metas.is_empty() {
+            model
+                .score_batch(&self.rows, self.metas.len(), &mut self.scores)
+                .map_err(|e| KafkaError::Model(e.to_string()))?;
+            self.ensure_txn()?;
+        }
+        let emit = nowcast_pipeline::now_ms();
+        let n_inputs = shared.plan.len();
+        let topic = &shared.kafka.predictions_topic;
+        let n_pred = shared.out_partitions[0] as u32;
+        let e2p = metrics::histogram!("nowcast_event_to_prediction_seconds");
+        let e2f = metrics::histogram!("nowcast_event_to_features_seconds");
+        let metas = std::mem::take(&mut self.metas);
+        let mut line = std::mem::take(&mut self.line);
+        for (i, meta) in metas.iter().enumerate() {
+            line.clear();
+            PredictionLine {
+                event_id: &meta.event_id,
+                entity: &meta.entity,
+                score: self.scores[i],
+                model: model.name(),
+                model_version: model.version(),
+                keys: &shared.plan.json_keys,
+                values: &self.rows[i * n_inputs..(i + 1) * n_inputs],
+                event_time: meta.event_time,
+                emit_time: emit,
+            }
+            .write(&mut line);
+            let part = partition_for_key(meta.entity.as_bytes(), n_pred) as i32;
+            self.send(topic, part, Some(meta.entity.as_bytes()), Some(&line), None)?;
+            e2f.record((features_at - meta.event_time) as f64 / 1e3);
+            e2p.record((emit - meta.event_time) as f64 / 1e3);
+            self.lat.record(
+                (emit - meta.event_time) * 1000,
+                (emit - meta.ingest_time) * 1000,
+            );
+            let _ = meta.partition;
+        }
+        self.line = line;
+        self.metas = metas;
+        let st = &shared.stats;
+        if applied > 0 {
+            let newest = self
+                .parts
+                .values()
+                .map(|p| p.stream_time)
+                .max()
+                .unwrap_or(i64::MIN);
+            st.newest_event[0].fetch_max(newest, Ordering::Relaxed);
+            let _ = self
+                .lat
+                .freshness
+                .record(((emit - newest).max(0) * 1000).max(1) as u64);
+        }
+        st.events_in.fetch_add(read, Ordering::Relaxed);
+        st.applied.fetch_add(applied, Ordering::Relaxed);
+        st.late.fetch_add(late, Ordering::Relaxed);
+        st.predictions.fetch_add(applied, Ordering::Relaxed);
+        let label = src.name.clone();
+        metrics::counter!("nowcast_events_in_total", "source" => label.clone()).increment(read);
+        metrics::counter!("nowcast_events_applied_total", "source" => label.clone())
+            .increment(applied);
+        metrics::counter!("nowcast_events_late_total", "source" => label.clone()).increment(late);
+        metrics::counter!("nowcast_predictions_total", "model" => model.name().to_string())
+            .increment(applied);
+        for (i, count) in rejected.iter().enumerate() {
+            if *count > 0 {
+                st.rejected[i].fetch_add(*count, Ordering::Relaxed);
+                metrics::counter!("nowcast_events_rejected_total", "source" => label.clone(), "reason" => RejectReason::ALL[i].as_str())
+                    .increment(*count);
+            }
+        }
+        if let Some(limit) = shared.fault_abort_after {
+            if shared.processed.fetch_add(read, Ordering::Relaxed) + read >= limit {
+                eprintln!(
+                    "nowcast: fault injection: aborting after {limit} records (NOWCAST_FAULT_ABORT_AFTER)"
+                );
+                std::process::abort();
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the changed entities' state, the outputs and the offsets (see the module docs).
+    fn commit(&mut self, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
+        self.last_commit = Instant::now();
+        let shared = self.shared.clone();
+        let k = &shared.kafka;
+        if self
+            .parts
+            .values()
+            .any(|p| p.engine.read().pending_changes() > 0)
+        {
+            self.ensure_txn()?;
+        }
+        let mut first_err = None;
+        let mut changes = 0usize;
+        for (&p, part) in &self.parts {
+            let mut engine = part.engine.write();
+            let drained = engine.drain_changes(|key, value| {
+                if first_err.is_none() {
+                    if let Err(e) =
+                        self.send(&k.features_topic, p, Some(key.as_bytes()), value, None)
+                    {
+                        first_err = Some(e);
+                    }
+                }
+            });
+            changes += drained.map_err(|e| KafkaError::State(e.to_string()))?;
+        }
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let mut tpl = TopicPartitionList::new();
+        let topic = &shared.spec.sources[0].topic;
+        for (&p, part) in &self.parts {
+            if let Some(next) = part.next_offset {
+                if part.committed != Some(next) {
+                    tpl.add_partition_offset(topic, p, Offset::Offset(next))
+                        .map_err(|e| KafkaError::client("offsets", e))?;
+                }
+            }
+        }
+        if tpl.count() == 0 && !self.pending {
+            return Ok(());
+        }
+        match k.delivery {
+            Delivery::ExactlyOnce => {
+                self.ensure_txn()?;
+                if tpl.count() > 0 {
+                    let meta = consumer.group_metadata().ok_or_else(|| {
+                        KafkaError::Unreachable("no consumer group metadata yet".into())
+                    })?;
+                    self.producer
+                        .send_offsets_to_transaction(&tpl, &meta, CALL_TIMEOUT)
+                        .map_err(|e| KafkaError::client("adding offsets to the transaction", e))?;
+                }
+                self.producer
+                    .commit_transaction(CALL_TIMEOUT)
+                    .map_err(|e| KafkaError::client("committing the transaction", e))?;
+            }
+            Delivery::AtLeastOnce => {
+                self.producer
+                    .flush(CALL_TIMEOUT)
+                    .map_err(|e| KafkaError::client("flushing the producer", e))?;
+                let ctx = self.producer.context();
+                if ctx.failures.swap(0, Ordering::Relaxed) > 0 {
+                    let last = ctx.last.lock().take().unwrap_or_default();
+                    return Err(KafkaError::Unreachable(format!(
+                        "records were not delivered ({last}); offsets not committed"
+                    )));
+                }
+                if tpl.count() > 0 {
+                    consumer
+                        .commit(&tpl, CommitMode::Sync)
+                        .map_err(|e| KafkaError::client("committing offsets", e))?;
+                }
+            }
+        }
+        self.pending = false;
+        for part in self.parts.values_mut() {
+            part.committed = part.next_offset;
+        }
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("nowcast_kafka_commits_total").increment(1);
+        metrics::histogram!("nowcast_kafka_commit_seconds")
+            .record(self.last_commit.elapsed().as_secs_f64());
+        metrics::counter!("nowcast_feature_store_records_total").increment(changes as u64);
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! Restoring a partition's window engine from the feature-store topic (the state changelog):
+//! every committed record of the partition, in order, last one per entity wins, tombstones
+//! remove. Reads `read_committed`, so records of aborted or still-open transactions are never
+//! restored.
+
+use std::time::{Duration, Instant};
+
+use nowcast_window::{Engine, EngineConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::KafkaError;
+
+/// How long a restore may take before it is given up (an open transaction of a dead producer
+/// holds the read_committed end back until `transaction.timeout.ms`).
+pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a restore found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Restored {
+    /// Changelog records read.
+    pub records: u64,
+    /// Entities in the restored engine.
+    pub entities: usize,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+/// Rebuilds partition `partition`'s engine from `topic` using `reader` (a consumer outside
+/// any group, `enable.partition.eof` on).
+pub fn restore(
+    reader: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    config: EngineConfig,
+) -> Result<(Engine, Restored), KafkaError> {
+    let started = Instant::now();
+    let mut engine = Engine::new(config).map_err(|e| KafkaError::State(e.to_string()))?;
+    let (low, high) = reader
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .map_err(|e| KafkaError::client(format!("watermarks of {topic}/{partition}"), e))?;
+    let mut info = Restored::default();
+    if high <= low {
+        info.elapsed = started.elapsed();
+        return Ok((engine, info));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(|e| KafkaError::client("restore assignment", e))?;
+    reader
+        .assign(&tpl)
+        .map_err(|e| KafkaError::client(format!("assigning {topic}/{partition}"), e))?;
+    let result = (|| {
+        loop {
+            if started.elapsed() > RESTORE_TIMEOUT {
+                return Err(KafkaError::State(format!(
+                    "restoring {topic}/{partition} did not reach the end in {}s (an open transaction?)",
+                    RESTORE_TIMEOUT.as_secs()
+                )));
+            }
+            match reader.poll(Duration::from_millis(100)) {
+                None => continue,
+                Some(Err(RdError::PartitionEOF(p))) if p == partition => return Ok(()),
+                Some(Err(RdError::PartitionEOF(_))) => continue,
+                Some(Err(e)) => {
+                    // Transport errors are retried by librdkafka; report and go on.
+                    eprintln!("nowcast: restoring {topic}/{partition}: {e}");
+                }
+                Some(Ok(m)) => {
+                    info.records += 1;
+                    let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                        continue;
+                    };
+                    engine.restore_entity(key, m.payload()).map_err(|e| {
+                        KafkaError::State(format!(
+                            "{topic}/{partition} offset {}: entity `{key}`: {e}",
+                            m.offset()
+                        ))
+                    })?;
+                }
+            }
+        }
+    })();
+    let _ = reader.unassign();
+    result?;
+    info.entities = engine.entities();
+    info.elapsed = started.elapsed();
+    Ok((engine, info))
+}

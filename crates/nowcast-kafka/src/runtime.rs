@@ -1,0 +1,361 @@
+//! An instance: its processing threads, serving over the partitions it owns, and its report.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nowcast_core::{partition_for_key, FeatureValue, Millis};
+use nowcast_model::ModelHandle;
+use nowcast_pipeline::decode::JsonDecoder;
+use nowcast_pipeline::plan::InputPlan;
+use nowcast_pipeline::stats::Stats;
+use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, IngestOutcome, PredictOutput};
+use nowcast_spec::PipelineSpec;
+use parking_lot::RwLock;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+
+use crate::shared::Shared;
+use crate::{client, member, KafkaError};
+
+/// How to run on Kafka.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaOptions {
+    /// The spec file (for messages).
+    pub spec_file: String,
+    /// Overrides the bootstrap servers.
+    pub bootstrap: Option<String>,
+    /// Overrides the instance id.
+    pub instance: Option<String>,
+    /// Abort the process after this many records (crash tests).
+    pub fault_abort_after: Option<u64>,
+}
+
+/// A running instance.
+pub struct KafkaRuntime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<Result<(), KafkaError>>>,
+    started: Instant,
+}
+
+/// Counters of an instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct KafkaReport {
+    /// Records read from the source topic.
+    pub events_in: u64,
+    /// Events applied to state.
+    pub events_applied: u64,
+    /// Predictions produced.
+    pub predictions_out: u64,
+    /// Late events.
+    pub late: u64,
+    /// Dead-lettered records.
+    pub rejected: u64,
+    /// Commits (transactions under exactly-once).
+    pub commits: u64,
+    /// Processing threads rebuilt after an error.
+    pub restarts: u64,
+    /// Partitions owned now.
+    pub partitions_owned: usize,
+    /// Entities in owned state.
+    pub state_entities: u64,
+    /// Seconds since start.
+    pub elapsed_s: f64,
+    /// events_in / elapsed_s.
+    pub throughput_eps: f64,
+    /// Event time → prediction P50, ms.
+    pub p50_ms: f64,
+    /// P99.
+    pub p99_ms: f64,
+}
+
+/// Partitions of `topic` as the broker reports them (a clear error when it does not exist).
+pub fn topic_partitions(
+    spec: &nowcast_spec::KafkaSpec,
+    bootstrap: &str,
+    topic: &str,
+) -> Result<i32, KafkaError> {
+    let c: BaseConsumer = client::reader(spec, bootstrap)
+        .create()
+        .map_err(|e| KafkaError::client("creating a metadata client", e))?;
+    partition_count(&c, topic)
+}
+
+fn partition_count(c: &BaseConsumer, topic: &str) -> Result<i32, KafkaError> {
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| {
+            KafkaError::Unreachable(format!(
+                "cannot read the metadata of topic `{topic}`: {e} (is the broker up?)"
+            ))
+        })?;
+    let t = md
+        .topics()
+        .first()
+        .ok_or_else(|| KafkaError::Topics(format!("topic `{topic}` is not in the metadata")))?;
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Err(KafkaError::Topics(format!(
+            "topic `{topic}` does not exist: create the pipeline's topics with `nowcast topics apply --config FILE`"
+        )));
+    }
+    Ok(t.partitions().len() as i32)
+}
+
+impl KafkaRuntime {
+    /// Checks the topics, loads the model and starts the processing threads. A broker that
+    /// does not answer is retried with backoff for up to `connect_timeout`.
+    pub fn start(
+        spec: PipelineSpec,
+        opts: KafkaOptions,
+        connect_timeout: Duration,
+    ) -> Result<KafkaRuntime, KafkaError> {
+        let mut kafka = spec.kafka.clone().ok_or_else(|| KafkaError::NotKafka {
+            spec: opts.spec_file.clone(),
+        })?;
+        if spec.sources.len() != 1 {
+            return Err(KafkaError::Topics(format!(
+                "{}: on Kafka a pipeline reads exactly one source ({} declared): split it into one pipeline per source",
+                opts.spec_file,
+                spec.sources.len()
+            )));
+        }
+        let bootstrap = client::bootstrap(&kafka, opts.bootstrap.as_deref(), &opts.spec_file)?;
+        if let Some(i) = &opts.instance {
+            kafka.instance = i.clone();
+        }
+        let probe: BaseConsumer = client::reader(&kafka, &bootstrap)
+            .create()
+            .map_err(|e| KafkaError::client("creating a metadata client", e))?;
+        let deadline = Instant::now() + connect_timeout;
+        let mut backoff = Duration::from_millis(250);
+        let source_topic = spec.sources[0].topic.clone();
+        let partitions = loop {
+            match partition_count(&probe, &source_topic) {
+                Ok(n) => break n,
+                Err(KafkaError::Unreachable(msg)) if Instant::now() < deadline => {
+                    eprintln!("nowcast: {msg}; retrying in {} ms", backoff.as_millis());
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let features = partition_count(&probe, &kafka.features_topic)?;
+        if features != partitions {
+            return Err(KafkaError::Topics(format!(
+                "the feature store `{}` has {features} partitions but the source `{source_topic}` has {partitions}: they must be co-partitioned (see `nowcast topics plan`)",
+                kafka.features_topic
+            )));
+        }
+        let out_partitions = [
+            partition_count(&probe, &kafka.predictions_topic)?,
+            partition_count(&probe, &kafka.dead_letters_topic)?,
+            partition_count(&probe, &kafka.late_topic)?,
+        ];
+        drop(probe);
+        let model = ModelHandle::new(nowcast_pipeline::runtime::model_spec(&spec))
+            .map_err(|e| KafkaError::Model(e.to_string()))?;
+        let threads = kafka.threads;
+        let shared = Arc::new(Shared {
+            decoder: JsonDecoder::new(&spec, 0),
+            plan: InputPlan::new(&spec),
+            model,
+            stats: Arc::new(Stats::new(1)),
+            owned: RwLock::new(HashMap::new()),
+            partitions,
+            out_partitions,
+            stop: AtomicBool::new(false),
+            fault_abort_after: opts.fault_abort_after,
+            processed: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            instance: kafka.instance.clone(),
+            bootstrap,
+            kafka,
+            spec,
+        });
+        shared.model.spawn_watcher(Duration::from_millis(
+            shared.spec.model.reload_interval as u64,
+        ));
+        let threads = (0..threads)
+            .map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("nowcast-kafka-{i}"))
+                    .spawn(move || member::run(shared, i))
+                    .expect("spawn a processing thread")
+            })
+            .collect();
+        Ok(KafkaRuntime {
+            shared,
+            threads,
+            started: Instant::now(),
+        })
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Counters so far.
+    pub fn report(&self) -> KafkaReport {
+        let st = &self.shared.stats;
+        let total = st.total.lock().clone();
+        let ms = |q: f64| {
+            let h = &total.event_to_prediction;
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        let owned = self.shared.owned.read();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let events_in = st.events_in.load(Ordering::Relaxed);
+        KafkaReport {
+            events_in,
+            events_applied: st.applied.load(Ordering::Relaxed),
+            predictions_out: st.predictions.load(Ordering::Relaxed),
+            late: st.late.load(Ordering::Relaxed),
+            rejected: st.rejected_total(),
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            restarts: self.shared.restarts.load(Ordering::Relaxed),
+            partitions_owned: owned.len(),
+            state_entities: owned.values().map(|e| e.read().entities() as u64).sum(),
+            elapsed_s: elapsed,
+            throughput_eps: events_in as f64 / elapsed.max(1e-9),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+        }
+    }
+
+    /// True while every processing thread runs.
+    pub fn healthy(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// The first processing thread that ended with an error, if any (the instance cannot go on).
+    pub fn failed(&mut self) -> Option<KafkaError> {
+        let i = self.threads.iter().position(|t| t.is_finished())?;
+        match self.threads.remove(i).join() {
+            Ok(Err(e)) => Some(e),
+            Ok(Ok(())) => None,
+            Err(_) => Some(KafkaError::State("a processing thread panicked".into())),
+        }
+    }
+
+    /// A serving backend over the partitions this instance owns.
+    pub fn backend(&self) -> Arc<OwnedBackend> {
+        Arc::new(OwnedBackend {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Commits and stops every processing thread, leaving the group.
+    pub fn stop(mut self) -> Result<KafkaReport, KafkaError> {
+        self.shared.stop.store(true, Ordering::Release);
+        let mut first = None;
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(_) => {
+                    first.get_or_insert(KafkaError::State("a processing thread panicked".into()));
+                }
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(self.report()),
+        }
+    }
+}
+
+/// Serving from the live state of the owned partitions. An entity of a partition owned by
+/// another instance is answered 404 with a message saying so.
+pub struct OwnedBackend {
+    shared: Arc<Shared>,
+}
+
+impl OwnedBackend {
+    fn evaluate(
+        &self,
+        entity: &str,
+        now: Millis,
+        out: &mut Vec<FeatureValue>,
+    ) -> Option<Vec<Option<Millis>>> {
+        let p = partition_for_key(entity.as_bytes(), self.shared.partitions as u32) as i32;
+        let engine = self.shared.owned.read().get(&p)?.clone();
+        let engine = engine.read();
+        if !engine.evaluate(entity, now, out) {
+            return None;
+        }
+        engine.newest_event_times(entity)
+    }
+}
+
+impl nowcast_serve::Backend for OwnedBackend {
+    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
+        let mut values = Vec::new();
+        let newest = self.evaluate(entity, now, &mut values)?;
+        let features = self
+            .shared
+            .spec
+            .engine
+            .features
+            .iter()
+            .zip(values)
+            .map(|(f, value)| FeatureEntry {
+                name: f.name.clone(),
+                value,
+                age_ms: newest[f.source].map(|t| now - t),
+            })
+            .collect();
+        Some(EntityFeatures {
+            entity: entity.to_string(),
+            as_of: now,
+            features,
+        })
+    }
+
+    fn predict(
+        &self,
+        entity: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        now: Millis,
+    ) -> Result<PredictOutput, BackendError> {
+        let mut values = Vec::new();
+        let known = self.evaluate(entity, now, &mut values).is_some();
+        nowcast_pipeline::runtime::score_request(
+            &self.shared.spec,
+            &self.shared.plan,
+            &self.shared.model,
+            entity,
+            known.then_some(values),
+            fields,
+            now,
+        )
+    }
+
+    fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
+        Err(BackendError::Unavailable(format!(
+            "this pipeline reads Kafka topic `{}`: produce events there",
+            self.shared.spec.sources[0].topic
+        )))
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        self.shared
+            .spec
+            .engine
+            .features
+            .iter()
+            .map(|f| f.name.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! `nowcast run` for a spec with `[kafka]`: one instance of the consumer group.
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use nowcast_kafka::{KafkaOptions, KafkaRuntime};
+use nowcast_spec::PipelineSpec;
+
+use crate::run::{RunArgs, Server};
+
+/// How long a broker that does not answer at start is retried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn run(
+    spec: PipelineSpec,
+    a: RunArgs,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<ExitCode> {
+    let addr = a.addr.unwrap_or(spec.serving_addr);
+    let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let opts = KafkaOptions {
+        spec_file: a.config.display().to_string(),
+        bootstrap: a.bootstrap.clone(),
+        instance: a.instance.clone(),
+        fault_abort_after: fault,
+    };
+    let stop = crate::demo::ctrl_c_flag()?;
+    let mut rt = KafkaRuntime::start(spec, opts, CONNECT_TIMEOUT)?;
+    let server = if a.no_serve {
+        None
+    } else {
+        Some(Server::start(rt.backend(), metrics, addr)?)
+    };
+    let mut last = rt.report();
+    let mut failure = None;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        if !rt.healthy() {
+            failure = rt.failed();
+            if failure.is_some() {
+                break;
+            }
+        }
+        let r = rt.report();
+        eprintln!(
+            "nowcast: {:>8.0} ev/s | p50 {:.1} ms p99 {:.1} ms | predictions {} | late {} | rejected {} | partitions {} | entities {} | commits {}",
+            (r.events_in - last.events_in) as f64 / (r.elapsed_s - last.elapsed_s).max(1e-9),
+            r.p50_ms,
+            r.p99_ms,
+            r.predictions_out,
+            r.late,
+            r.rejected,
+            r.partitions_owned,
+            r.state_entities,
+            r.commits
+        );
+        last = r;
+    }
+    let result = rt.stop();
+    if let Some(s) = server {
+        s.stop();
+    }
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let report = result?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
