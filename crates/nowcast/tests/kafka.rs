@@ -1,0 +1,260 @@
+//! `nowcast run` against a real Apache Kafka broker (started by `scripts/test.sh`, or given
+//! with `NOWCAST_KAFKA`): exactly-once through SIGKILLs, scale-out with a partition handover,
+//! dead letters with reasons, restore from the feature store, serving.
+
+#[path = "kafka/harness.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::time::Duration;
+
+use harness::{assert_same_state, broker, terminate, wait, Pipeline, Rec};
+use rand::{Rng, SeedableRng};
+
+/// A valid event as the generator writes it.
+fn event(user: &str, txn: &str, ts: i64) -> Vec<u8> {
+    format!(
+        r#"{{"txn_id":"{txn}","user_id":"{user}","merchant_id":"m-1","amount":12.5,"country":"US","foreign":false,"channel":"pos","ts":{ts},"is_fraud":false}}"#
+    )
+    .into_bytes()
+}
+
+/// Appends broken records: malformed JSON, a missing key, and a valid event on a partition
+/// its user does not hash to. Returns the expected dead-letter reasons.
+fn produce_bad(p: &Pipeline) -> BTreeMap<String, usize> {
+    let now = nowcast_pipeline::now_ms();
+    let user = "u-wrong-partition";
+    let home = nowcast_core::partition_for_key(user.as_bytes(), p.partitions as u32) as i32;
+    let elsewhere = (home + 1) % p.partitions;
+    let wrong = event(user, "t-wrong", now);
+    p.produce_raw(&[
+        (0, Some(b"x"), b"{not json"),
+        (1, None, br#"{"txn_id":"t-nokey","amount":1.0,"ts":1}"#),
+        (elsewhere, Some(user.as_bytes()), &wrong),
+    ]);
+    [("malformed", 1), ("missing_key", 1), ("wrong_partition", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// Every valid input event has exactly one committed prediction, and nothing else does.
+fn assert_exactly_once(p: &Pipeline, source: &[Rec], preds: &[Rec]) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in preds {
+        let v = r.json();
+        let id = v["event_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            r.key.as_deref(),
+            Some(v["entity"].as_str().unwrap().as_bytes()),
+            "predictions are keyed by entity"
+        );
+        *counts.entry(id).or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(dups.is_empty(), "duplicated predictions, e.g. {dups:?}");
+    let mut expected = 0;
+    let mut missing = Vec::new();
+    for r in source {
+        let v: serde_json::Value = match serde_json::from_slice(r.value.as_deref().unwrap()) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        let (Some(id), Some(user)) = (v["txn_id"].as_str(), v["user_id"].as_str()) else {
+            continue;
+        };
+        let home = nowcast_core::partition_for_key(user.as_bytes(), p.partitions as u32) as i32;
+        if home != r.partition {
+            continue;
+        }
+        expected += 1;
+        if !counts.contains_key(id) {
+            missing.push(id.to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} events without a prediction, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(preds.len(), expected, "one prediction per valid event");
+}
+
+fn reasons(dead: &[Rec]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in dead {
+        assert!(r.headers.contains_key("nowcast.detail"), "{r:?}");
+        assert!(r.headers.contains_key("nowcast.source.offset"), "{r:?}");
+        *out.entry(r.headers["nowcast.reason"].clone()).or_default() += 1;
+    }
+    out
+}
+
+fn max_event_time(source: &[Rec]) -> i64 {
+    source
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r.value.as_deref()?).ok())
+        .filter_map(|v| v["ts"].as_i64())
+        .max()
+        .unwrap()
+}
+
+fn check_final(p: &Pipeline, expected_dead: &BTreeMap<String, usize>) {
+    let k = p.kafka();
+    let source = p.read_all(&p.source_topic());
+    let preds = p.read_all(&k.predictions_topic);
+    assert_exactly_once(p, &source, &preds);
+    assert_eq!(&reasons(&p.read_all(&k.dead_letters_topic)), expected_dead);
+    let (oracle, keys) = p.oracle();
+    let stored = p.stored();
+    let t = max_event_time(&source) + 1;
+    assert_same_state(&oracle, &stored, &keys, t);
+    assert_same_state(&oracle, &stored, &keys, t + 4 * 60_000);
+}
+
+fn stdout_report(child: &mut std::process::Child) -> serde_json::Value {
+    let mut s = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut s).unwrap();
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("report `{s}`: {e}"))
+}
+
+#[test]
+fn exactly_once_through_three_sigkills_matches_the_oracle() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 4, "exactly-once");
+    p.generate(200_000, 20_000, 11);
+    let expected_dead = produce_bad(&p);
+    let seed: u64 = rand::random();
+    eprintln!("kill timing seed {seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut killed_mid_run = 0;
+    for _ in 0..3 {
+        let mut child = p.spawn("a", &[]);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(1_500..4_000)));
+        let before = p.committed();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        if before < 200_003 {
+            killed_mid_run += 1;
+        }
+    }
+    eprintln!("{killed_mid_run} of 3 kills landed before the input was fully committed");
+    let mut child = p.spawn("a", &[]);
+    p.wait_caught_up(Duration::from_secs(180));
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    check_final(&p, &expected_dead);
+}
+
+#[test]
+fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 4, "exactly-once");
+    let (mut a, log_a) = p.spawn_logged("a", &[]);
+    let (mut c, log_b) = p.spawn_logged("b", &[]);
+    // Input arrives once both members own partitions.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while harness::owned(&log_a) < 1 || harness::owned(&log_b) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both members should own partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    p.generate(100_000, 10_000, 12);
+    let expected_dead = produce_bad(&p);
+    std::thread::sleep(Duration::from_millis(1_500));
+    terminate(&a);
+    assert!(wait(&mut a, Duration::from_secs(60)).success());
+    let report_a = stdout_report(&mut a);
+    p.wait_caught_up(Duration::from_secs(180));
+    terminate(&c);
+    assert!(wait(&mut c, Duration::from_secs(60)).success());
+    let report_b = stdout_report(&mut c);
+    let (na, nb) = (
+        report_a["events_in"].as_u64().unwrap(),
+        report_b["events_in"].as_u64().unwrap(),
+    );
+    eprintln!("instance a read {na} records, b {nb}");
+    assert!(na > 0 && nb > 0, "both instances processed partitions");
+    check_final(&p, &expected_dead);
+}
+
+#[test]
+fn at_least_once_serves_features_equal_to_the_oracle() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 2, "at-least-once");
+    p.generate(20_000, 500, 13);
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args(["run", "--config"])
+        .arg(&p.spec_path)
+        .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    p.wait_caught_up(Duration::from_secs(120));
+    let (oracle, keys) = p.oracle();
+    for key in keys.iter().take(20) {
+        let body = http_get(&addr, &format!("/v1/features/{key}"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let as_of = v["as_of"].as_i64().unwrap();
+        let part = nowcast_core::partition_for_key(key.as_bytes(), 2) as usize;
+        let mut expected = Vec::new();
+        assert!(oracle[part].evaluate(key, as_of, &mut expected));
+        for (f, want) in p.spec.engine.features.iter().zip(&expected) {
+            let got = &v["features"][&f.name]["value"];
+            let want = serde_json::to_value(want).unwrap();
+            // serde_json's default float parser may be off by one unit in the last place.
+            let close =
+                |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+                    (Some(x), Some(y)) => (x - y).abs() <= 1e-12 * x.abs().max(y.abs()).max(1.0),
+                    _ => a == b,
+                };
+            let same = match (got.as_array(), want.as_array()) {
+                (Some(g), Some(w)) => {
+                    g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b))
+                }
+                _ => close(got, &want),
+            };
+            assert!(same, "{key} {}: served {got}, oracle {want}", f.name);
+        }
+    }
+    let unknown = http_get(&addr, "/v1/features/nobody-at-all");
+    assert!(unknown.contains("unknown_entity"), "{unknown}");
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    let source = p.read_all(&p.source_topic());
+    let preds = p.read_all(&p.kafka().predictions_topic);
+    // A graceful stop commits what was processed: no duplicates even at-least-once.
+    assert_exactly_once(&p, &source, &preds);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Write;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(mut s) => {
+                write!(
+                    s,
+                    "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).unwrap();
+                let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+                return body;
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("{addr}: {e}"),
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! A pipeline on a real broker for the Kafka tests: a spec with unique topics and group, its
+//! topics, producing input, running `nowcast run` processes, reading topics back
+//! `read_committed`, and an oracle computed from the source topic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nowcast_pipeline::decode::{Decoded, JsonDecoder};
+use nowcast_spec::PipelineSpec;
+use nowcast_window::{Engine, FeatureValue};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `NOWCAST_KAFKA`, or `None` (skip) — a failure when `NOWCAST_REQUIRE_KAFKA` is set.
+pub fn broker() -> Option<String> {
+    match std::env::var("NOWCAST_KAFKA") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            assert!(
+                std::env::var_os("NOWCAST_REQUIRE_KAFKA").is_none(),
+                "NOWCAST_REQUIRE_KAFKA is set but NOWCAST_KAFKA is not"
+            );
+            eprintln!("skipped: no broker (run scripts/test.sh, or set NOWCAST_KAFKA)");
+            None
+        }
+    }
+}
+
+/// One record read back.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Rec {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(self.value.as_deref().unwrap_or(b"null")).unwrap()
+    }
+}
+
+/// `(partition, key, value)` produced as is.
+pub type RawRecord<'a> = (i32, Option<&'a [u8]>, &'a [u8]);
+
+pub struct Pipeline {
+    pub bootstrap: String,
+    pub dir: tempfile::TempDir,
+    pub spec_path: PathBuf,
+    pub spec: PipelineSpec,
+    pub partitions: i32,
+}
+
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+}
+
+impl Pipeline {
+    /// The Kafka example pipeline with unique names, `delivery`, and short timeouts so that
+    /// a killed member's partitions and transactions are released quickly.
+    pub fn new(bootstrap: &str, partitions: i32, delivery: &str) -> Pipeline {
+        let id = unique();
+        let dir = tempfile::tempdir().unwrap();
+        let example = std::fs::read_to_string(repo().join("examples/kafka/pipeline.toml")).unwrap();
+        let models = repo().join("models");
+        let text = example
+            .replace("card-fraud.", &format!("{id}."))
+            .replace("\"nowcast-card-fraud\"", &format!("\"{id}\""))
+            .replace("../../models", models.to_str().unwrap())
+            .replace(
+                "delivery = \"exactly-once\"",
+                &format!("delivery = \"{delivery}\""),
+            )
+            .replace("partitions = 4 ", &format!("partitions = {partitions} "))
+            .replace(
+                "\"session.timeout.ms\" = 10000",
+                "\"session.timeout.ms\" = 6000",
+            )
+            + "\n[kafka.producer]\n\"transaction.timeout.ms\" = 10000\n";
+        let spec_path = dir.path().join("pipeline.toml");
+        std::fs::write(&spec_path, text).unwrap();
+        let spec = nowcast_spec::read_spec(&spec_path).unwrap();
+        let p = Pipeline {
+            bootstrap: bootstrap.to_string(),
+            dir,
+            spec_path,
+            spec,
+            partitions,
+        };
+        p.create_topics();
+        p
+    }
+
+    pub fn kafka(&self) -> &nowcast_spec::KafkaSpec {
+        self.spec.kafka.as_ref().unwrap()
+    }
+
+    pub fn source_topic(&self) -> String {
+        self.spec.sources[0].topic.clone()
+    }
+
+    fn create_topics(&self) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let k = self.kafka();
+        let names = [
+            self.source_topic(),
+            k.features_topic.clone(),
+            k.predictions_topic.clone(),
+            k.dead_letters_topic.clone(),
+            k.late_topic.clone(),
+        ];
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| {
+                let t = NewTopic::new(n, self.partitions, TopicReplication::Fixed(1));
+                if *n == k.features_topic {
+                    t.set("cleanup.policy", "compact")
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = rt
+            .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+            .unwrap();
+        for r in results {
+            r.unwrap();
+        }
+        // Creation returns before every broker's metadata cache knows the topics.
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for n in &names {
+            loop {
+                let md = c.fetch_metadata(Some(n), Duration::from_secs(5)).unwrap();
+                let t = &md.topics()[0];
+                if t.error().is_none() && t.partitions().len() == self.partitions as usize {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "topic {n} did not appear");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// `nowcast generate --kafka`: `events` events of `users` users, seeded.
+    pub fn generate(&self, events: u64, users: u64, seed: u64) {
+        let out = Command::new(env!("CARGO_BIN_EXE_nowcast"))
+            .args(["generate", "--events", &events.to_string()])
+            .args(["--users", &users.to_string(), "--seed", &seed.to_string()])
+            .args(["--rate", "2000", "--kafka"])
+            .arg(&self.spec_path)
+            .args(["--bootstrap", &self.bootstrap])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Produces raw records to the source topic at explicit partitions.
+    pub fn produce_raw(&self, records: &[RawRecord<'_>]) {
+        use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+        let p: ThreadedProducer<_> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("enable.idempotence", "true")
+            .create()
+            .unwrap();
+        let topic = self.source_topic();
+        for (part, key, value) in records {
+            let mut r = BaseRecord::<[u8], [u8]>::to(&topic)
+                .partition(*part)
+                .payload(*value);
+            if let Some(k) = key {
+                r = r.key(*k);
+            }
+            p.send(r).map_err(|(e, _)| e).unwrap();
+        }
+        p.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Starts `nowcast run` as instance `instance`; stderr goes to a file in the temp dir.
+    pub fn spawn(&self, instance: &str, env: &[(&str, String)]) -> Child {
+        self.spawn_logged(instance, env).0
+    }
+
+    /// [`spawn`](Pipeline::spawn), also returning the stderr log's path.
+    pub fn spawn_logged(&self, instance: &str, env: &[(&str, String)]) -> (Child, PathBuf) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("run-{instance}-{}.log", unique()));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nowcast"));
+        c.args(["run", "--config"])
+            .arg(&self.spec_path)
+            .args(["--bootstrap", &self.bootstrap, "--instance", instance])
+            .arg("--no-serve")
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        (c.spawn().unwrap(), log)
+    }
+
+    /// Every committed record of `topic`, in partition then offset order. Also asserts that
+    /// no transaction is left open: the read_committed end of every partition is its high
+    /// watermark.
+    pub fn read_all(&self, topic: &str) -> Vec<Rec> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("{}-check", unique()))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        let mut highs = BTreeMap::new();
+        for p in 0..self.partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+            let (low, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            highs.insert(p, (low, high));
+        }
+        c.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let mut done: std::collections::BTreeSet<i32> = highs
+            .iter()
+            .filter(|(_, (low, high))| high <= low)
+            .map(|(p, _)| *p)
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while done.len() < self.partitions as usize {
+            assert!(
+                Instant::now() < deadline,
+                "reading {topic} timed out (an open transaction?): partitions done {done:?}, ends {highs:?}"
+            );
+            match c.poll(Duration::from_millis(200)) {
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    let pos = c.position().unwrap();
+                    let at = pos
+                        .find_partition(topic, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .unwrap_or(-1);
+                    if at >= highs[&p].1 {
+                        done.insert(p);
+                    }
+                }
+                Some(Err(e)) => panic!("{e}"),
+                Some(Ok(m)) => {
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|x| {
+                                    (
+                                        x.key.to_string(),
+                                        String::from_utf8_lossy(x.value.unwrap_or(b"")).into(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Rec {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        headers,
+                    });
+                }
+                None => {}
+            }
+        }
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+
+    /// The engines an uninterrupted run computes: every source record, per partition in
+    /// offset order, decoded and applied (the same decode the processor uses).
+    pub fn oracle(&self) -> (Vec<Engine>, Vec<String>) {
+        let decoder = JsonDecoder::new(&self.spec, 0);
+        let mut engines: Vec<Engine> = (0..self.partitions)
+            .map(|_| Engine::new(self.spec.engine.clone()).unwrap())
+            .collect();
+        let mut d = Decoded::default();
+        let now = nowcast_pipeline::now_ms();
+        let mut keys = std::collections::BTreeSet::new();
+        for r in self.read_all(&self.source_topic()) {
+            let Ok(()) = decoder.decode(r.value.as_deref().unwrap_or(b""), now, &mut d) else {
+                continue;
+            };
+            let home =
+                nowcast_core::partition_for_key(d.key.as_bytes(), self.partitions as u32) as i32;
+            if home != r.partition {
+                continue;
+            }
+            let _ = engines[r.partition as usize].apply(&d.key, 0, d.time, &d.inputs, None);
+            keys.insert(d.key.clone());
+        }
+        (engines, keys.into_iter().collect())
+    }
+
+    /// Waits until the group's committed offsets reach the end of every source partition.
+    pub fn wait_caught_up(&self, timeout: Duration) {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.kafka().group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let topic = self.source_topic();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..self.partitions {
+                tpl.add_partition(&topic, p);
+            }
+            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+            let behind: i64 = (0..self.partitions)
+                .map(|p| {
+                    let (_, high) = c
+                        .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                        .unwrap();
+                    let at = committed
+                        .find_partition(&topic, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .unwrap_or(0)
+                        .max(0);
+                    high - at
+                })
+                .sum();
+            if behind == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the group is still {behind} records behind after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Records committed by the group so far (sum over partitions).
+    pub fn committed(&self) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.kafka().group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            tpl.add_partition(&self.source_topic(), p);
+        }
+        let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        committed
+            .elements()
+            .iter()
+            .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+            .sum()
+    }
+
+    /// The engines as the feature-store topic holds them.
+    pub fn stored(&self) -> Vec<Engine> {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("{}-store", unique()))
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        (0..self.partitions)
+            .map(|p| {
+                nowcast_kafka::restore::restore(
+                    &reader,
+                    &self.kafka().features_topic,
+                    p,
+                    self.spec.engine.clone(),
+                )
+                .unwrap()
+                .0
+            })
+            .collect()
+    }
+}
+
+/// Asserts both sets of engines hold the same entities with the same features at `t`.
+pub fn assert_same_state(expected: &[Engine], actual: &[Engine], keys: &[String], t: i64) {
+    let (mut a, mut b) = (Vec::<FeatureValue>::new(), Vec::<FeatureValue>::new());
+    let total: usize = expected.iter().map(Engine::entities).sum();
+    assert_eq!(
+        total,
+        actual.iter().map(Engine::entities).sum::<usize>(),
+        "entity count"
+    );
+    let n = expected.len() as u32;
+    for key in keys {
+        let p = nowcast_core::partition_for_key(key.as_bytes(), n) as usize;
+        let known = expected[p].evaluate(key, t, &mut a);
+        assert_eq!(known, actual[p].evaluate(key, t, &mut b), "{key} known");
+        assert_eq!(a, b, "features of {key} at {t}");
+    }
+}
+
+/// Waits for `child` to exit (up to `timeout`), killing it on timeout.
+pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("nowcast run did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Partitions an instance owns according to its log (assigned minus revoked lines).
+pub fn owned(log: &Path) -> i64 {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.matches(" assigned;").count() as i64 - text.matches(" revoked").count() as i64
+}
+
+/// SIGTERM: a graceful stop.
+pub fn terminate(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
