@@ -76,6 +76,10 @@ pub fn producer(spec: &KafkaSpec, bootstrap: &str, transactional_id: Option<&str
     let mut c = base(spec, bootstrap);
     c.set("linger.ms", "2");
     c.set("compression.type", "lz4");
+    // A transaction left open by a killed instance blocks read_committed readers (and the
+    // restore of its partitions elsewhere) until it times out: keep that short. Commits
+    // happen every commit interval, far below this.
+    c.set("transaction.timeout.ms", "10000");
     for (k, v) in &spec.producer {
         c.set(k, v);
     }
