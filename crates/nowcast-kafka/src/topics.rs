@@ -14,6 +14,10 @@
 //! a differing count of a source or the features topic is an error with the fix, never an
 //! action. A differing replication factor is reported as a note.
 //!
+//! Alterations use AlterConfigs, which replaces a topic's whole override set (rdkafka 0.39 does
+//! not wrap IncrementalAlterConfigs): apply re-reads the overrides and carries them over, so
+//! other settings survive, but one changed by another client at the same moment can be lost.
+//!
 //! Every broker call has a deadline ([`TIMEOUT`] by default): a broker that does not answer is
 //! [`KafkaError::Unreachable`], never a hang.
 
@@ -295,18 +299,22 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
     } else if let Some(&n) = counts.first() {
         keyed = n;
         if n != declared {
-            let odd: Vec<(&str, u32)> = existing_sources.clone();
+            let many = existing_sources.len() > 1;
+            let list = existing_sources
+                .iter()
+                .map(|(t, _)| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             out.push(Change::Error {
                 message: format!(
-                    "source topic{} {} {} {n} partitions but kafka.partitions is {declared}",
-                    if odd.len() > 1 { "s" } else { "" },
-                    names(&odd),
-                    if odd.len() > 1 { "have" } else { "has" },
+                    "source topic{} {list} {} {n} partitions but kafka.partitions is {declared}",
+                    if many { "s" } else { "" },
+                    if many { "have" } else { "has" },
                 ),
                 fix: format!(
-                    "set kafka.partitions = {n} in {file} (adding partitions to a keyed topic \
+                    "set kafka.partitions = {n} in {file}; adding partitions to a keyed topic \
                      moves keys between partitions, and with them the entities' state, so \
-                     nowcast never does it)"
+                     nowcast never does it"
                 ),
             });
         }
@@ -317,8 +325,10 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
             continue;
         };
         let before = out.len();
+        // A source whose count is wrong is named by the errors above: not "up to date".
+        let flagged = t.role == Role::Source && a.partitions != declared;
         match t.role {
-            Role::Source => {} // handled above
+            Role::Source => {}
             Role::Features if a.partitions != keyed => {
                 let (with, how) = match existing_sources.as_slice() {
                     [] => (
@@ -350,8 +360,7 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
                     ),
                 });
             }
-            Role::Features => {}
-            _ if a.partitions != t.partitions => out.push(Change::Note {
+            _ if !t.role.is_keyed() && a.partitions != t.partitions => out.push(Change::Note {
                 topic: t.name.clone(),
                 message: format!(
                     "{} has {} partitions, declared {}; apply leaves it (outputs need not be \
@@ -385,7 +394,7 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
                 });
             }
         }
-        if out.len() == before {
+        if out.len() == before && !flagged {
             out.push(Change::UpToDate(t.name.clone()));
         }
     }
@@ -861,7 +870,10 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("source topic `a` (8) has 8 partitions but kafka.partitions is 4"));
+        assert!(
+            e[0].contains("source topic `a` has 8 partitions but kafka.partitions is 4"),
+            "{e:?}"
+        );
         assert!(e[0].contains("set kafka.partitions = 8 in p.toml"), "{e:?}");
     }
 

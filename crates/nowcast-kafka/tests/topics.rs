@@ -15,8 +15,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, Top
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
-/// Names of one test's topics.
+/// Names of one test's topics; deleted from `cleanup`'s broker when dropped, pass or fail.
 struct Names {
+    cleanup: Option<String>,
     source: String,
     features: String,
     predictions: String,
@@ -25,9 +26,10 @@ struct Names {
 }
 
 impl Names {
-    fn new() -> Names {
+    fn new(cleanup: Option<&str>) -> Names {
         let p = common::unique("topics");
         Names {
+            cleanup: cleanup.map(str::to_string),
             source: format!("{p}.tx"),
             features: format!("{p}.features"),
             predictions: format!("{p}.predictions"),
@@ -158,9 +160,22 @@ fn broker_view(bootstrap: &str, topic: &str) -> (usize, BTreeMap<String, String>
     (partitions, configs)
 }
 
-fn delete(bootstrap: &str, names: &Names) {
-    let admin = raw_admin(bootstrap);
-    let _ = wait(admin.delete_topics(&names.all(), &opts()));
+fn segment_ms(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Option<String> {
+    wait(admin.describe_configs(&[ResourceSpecifier::Topic(topic)], &opts()))
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .get("segment.ms")
+        .and_then(|e| e.value.clone())
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        if let Some(bootstrap) = &self.cleanup {
+            let admin = raw_admin(bootstrap);
+            let _ = wait(admin.delete_topics(&self.all(), &opts()));
+        }
+    }
 }
 
 fn lines(changes: &[Change]) -> Vec<String> {
@@ -172,7 +187,7 @@ fn plan_lists_creations_apply_creates_them_as_declared_then_all_is_up_to_date() 
     let Some(bootstrap) = common::broker() else {
         return;
     };
-    let n = Names::new();
+    let n = Names::new(Some(&bootstrap));
     let spec = spec(&n, &bootstrap, 3, "2h");
     let plan = TopicPlan::new(&spec, "topics-test.toml").unwrap();
     let admin = admin_for(&spec, &bootstrap);
@@ -236,7 +251,6 @@ fn plan_lists_creations_apply_creates_them_as_declared_then_all_is_up_to_date() 
             .map(|t| format!("= {t} up to date"))
             .collect::<Vec<_>>()
     );
-    delete(&bootstrap, &n);
 }
 
 #[test]
@@ -244,7 +258,7 @@ fn changed_retention_is_planned_as_an_alteration_and_applied() {
     let Some(bootstrap) = common::broker() else {
         return;
     };
-    let n = Names::new();
+    let n = Names::new(Some(&bootstrap));
     let first = spec(&n, &bootstrap, 2, "1h");
     let plan = TopicPlan::new(&first, "topics-test.toml").unwrap();
     let admin = admin_for(&first, &bootstrap);
@@ -262,6 +276,15 @@ fn changed_retention_is_planned_as_an_alteration_and_applied() {
         .unwrap()
         .remove(0)
         .unwrap();
+    // Config changes reach the broker's metadata asynchronously: plan once it shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while segment_ms(&raw, &n.source).as_deref() != Some("600000") {
+        assert!(
+            Instant::now() < deadline,
+            "segment.ms override never showed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let second = spec(&n, &bootstrap, 2, "48h");
     let plan = TopicPlan::new(&second, "topics-test.toml").unwrap();
@@ -276,18 +299,15 @@ fn changed_retention_is_planned_as_an_alteration_and_applied() {
     topics::apply(&admin, &plan, &changes).unwrap();
     let (_, c) = broker_view(&bootstrap, &n.source);
     assert_eq!(c["retention.ms"], "172800000");
-    let segment = wait(raw.describe_configs(&[ResourceSpecifier::Topic(&n.source)], &opts()))
-        .unwrap()
-        .remove(0)
-        .unwrap()
-        .get("segment.ms")
-        .and_then(|e| e.value.clone());
-    assert_eq!(segment.as_deref(), Some("600000"), "foreign override kept");
+    assert_eq!(
+        segment_ms(&raw, &n.source).as_deref(),
+        Some("600000"),
+        "foreign override kept"
+    );
     assert!(topics::plan(&admin, &plan)
         .unwrap()
         .iter()
         .all(|c| matches!(c, Change::UpToDate(_))));
-    delete(&bootstrap, &n);
 }
 
 #[test]
@@ -295,7 +315,7 @@ fn a_features_topic_with_another_partition_count_is_a_co_partitioning_error() {
     let Some(bootstrap) = common::broker() else {
         return;
     };
-    let n = Names::new();
+    let n = Names::new(Some(&bootstrap));
     let raw = raw_admin(&bootstrap);
     let pre =
         NewTopic::new(&n.features, 5, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
@@ -345,13 +365,12 @@ fn a_features_topic_with_another_partition_count_is_a_co_partitioning_error() {
         !md.topics().iter().any(|t| t.name() == n.source),
         "apply with errors created nothing"
     );
-    delete(&bootstrap, &n);
 }
 
 #[test]
 fn an_unreachable_broker_is_reported_within_the_timeout() {
     // Needs no broker: port 1 refuses.
-    let n = Names::new();
+    let n = Names::new(None);
     let spec = spec(&n, "127.0.0.1:1", 2, "48h");
     let plan = TopicPlan::new(&spec, "topics-test.toml").unwrap();
     let admin = admin_for(&spec, "127.0.0.1:1").with_timeout(Duration::from_secs(3));
