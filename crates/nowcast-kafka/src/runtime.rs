@@ -85,7 +85,7 @@ pub fn topic_partitions(
 
 fn partition_count(c: &BaseConsumer, topic: &str) -> Result<i32, KafkaError> {
     let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
         .map_err(|e| {
             KafkaError::Unreachable(format!(
                 "cannot read the metadata of topic `{topic}`: {e} (is the broker up?)"

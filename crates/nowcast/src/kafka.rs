@@ -9,9 +9,6 @@ use nowcast_spec::PipelineSpec;
 
 use crate::run::{RunArgs, Server};
 
-/// How long a broker that does not answer at start is retried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
-
 pub fn run(
     spec: PipelineSpec,
     a: RunArgs,
@@ -28,7 +25,7 @@ pub fn run(
         fault_abort_after: fault,
     };
     let stop = crate::demo::ctrl_c_flag()?;
-    let mut rt = KafkaRuntime::start(spec, opts, CONNECT_TIMEOUT)?;
+    let mut rt = KafkaRuntime::start(spec, opts, a.connect_timeout)?;
     let server = if a.no_serve {
         None
     } else {

@@ -54,6 +54,15 @@ pub struct RunArgs {
     /// Instance id (with `[kafka]`; default: the spec's `kafka.instance`).
     #[arg(long)]
     pub instance: Option<String>,
+    /// How long an unreachable broker is retried at start (with `[kafka]`), e.g. `2m`.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    pub connect_timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    nowcast_core::parse_duration(s)
+        .map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
+        .map_err(|e| e.to_string())
 }
 
 pub fn load_spec(path: &std::path::Path) -> anyhow::Result<PipelineSpec> {

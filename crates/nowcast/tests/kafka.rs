@@ -258,3 +258,33 @@ fn http_get(addr: &str, path: &str) -> String {
         }
     }
 }
+
+#[test]
+fn unreachable_broker_is_retried_then_named_in_the_error() {
+    // No broker needed: nothing listens on port 1.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("pipeline.toml");
+    let text = std::fs::read_to_string(harness::repo().join("examples/kafka/pipeline.toml"))
+        .unwrap()
+        .replace(
+            "../../models",
+            harness::repo().join("models").to_str().unwrap(),
+        );
+    std::fs::write(&spec, text).unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args(["run", "--no-serve", "--config"])
+        .arg(&spec)
+        .args(["--bootstrap", "127.0.0.1:1", "--connect-timeout", "6s"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("retrying in"), "{err}");
+    assert!(
+        err.contains("cannot read the metadata of topic `card-fraud.transactions`"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
