@@ -12,6 +12,7 @@ pub mod client;
 mod error;
 mod member;
 pub mod produce;
+pub mod replica;
 pub mod restore;
 pub mod runtime;
 pub mod shared;
@@ -19,4 +20,5 @@ pub mod topics;
 
 pub use error::KafkaError;
 pub use produce::TopicProducer;
+pub use replica::{Replica, ReplicaBackend};
 pub use runtime::{KafkaOptions, KafkaReport, KafkaRuntime, OwnedBackend};

@@ -4,6 +4,7 @@ mod demo;
 mod generate;
 mod kafka;
 mod run;
+mod serve;
 mod telemetry;
 mod topics;
 
@@ -37,6 +38,8 @@ enum Command {
     Run(run::RunArgs),
     /// Everything in one process: generate, compute features, score, serve, report.
     Demo(demo::DemoArgs),
+    /// Serve every entity's features from a Kafka pipeline's feature store (a serving replica).
+    Serve(serve::ServeArgs),
     /// Check (`plan`) or create and configure (`apply`) the pipeline's Kafka topics.
     Topics(topics::TopicsArgs),
 }
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => run::ingest(args),
         Command::Run(args) => run::main(args),
         Command::Demo(args) => demo::main(args),
+        Command::Serve(args) => serve::main(args),
         Command::Topics(args) => topics::main(args),
     };
     match result {

@@ -180,6 +180,34 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
     eprintln!("instance a read {na} records, b {nb}");
     assert!(na > 0 && nb > 0, "both instances processed partitions");
     check_final(&p, &expected_dead);
+    // A serving replica answers for every entity from the feature store.
+    let addr = format!(
+        "127.0.0.1:{}",
+        20_000 + (std::process::id() % 20_000) as u16 + 1
+    );
+    let log = p.dir.path().join("serve.log");
+    let mut replica = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args(["serve", "--config"])
+        .arg(&p.spec_path)
+        .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
+        .env("RUST_BACKTRACE", "0")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stored = p.read_all(&p.kafka().features_topic).len();
+    let applied = format!("{stored} feature-store records applied, 0 unreadable");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log).unwrap().contains(&applied) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica did not apply {stored} records"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (oracle, keys) = p.oracle();
+    assert_served_like_oracle(&addr, &p, &oracle, &keys);
+    terminate(&replica);
+    assert!(wait(&mut replica, Duration::from_secs(30)).success());
 }
 
 #[test]
@@ -200,11 +228,29 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
         .unwrap();
     p.wait_caught_up(Duration::from_secs(120));
     let (oracle, keys) = p.oracle();
+    assert_served_like_oracle(&addr, &p, &oracle, &keys);
+    let unknown = http_get(&addr, "/v1/features/nobody-at-all");
+    assert!(unknown.contains("unknown_entity"), "{unknown}");
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    let source = p.read_all(&p.source_topic());
+    let preds = p.read_all(&p.kafka().predictions_topic);
+    // A graceful stop commits what was processed: no duplicates even at-least-once.
+    assert_exactly_once(&p, &source, &preds);
+}
+
+/// GET /v1/features for some entities equals the oracle evaluated at the response's `as_of`.
+fn assert_served_like_oracle(
+    addr: &str,
+    p: &Pipeline,
+    oracle: &[nowcast_window::Engine],
+    keys: &[String],
+) {
     for key in keys.iter().take(20) {
-        let body = http_get(&addr, &format!("/v1/features/{key}"));
+        let body = http_get(addr, &format!("/v1/features/{key}"));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let as_of = v["as_of"].as_i64().unwrap();
-        let part = nowcast_core::partition_for_key(key.as_bytes(), 2) as usize;
+        let part = nowcast_core::partition_for_key(key.as_bytes(), p.partitions as u32) as usize;
         let mut expected = Vec::new();
         assert!(oracle[part].evaluate(key, as_of, &mut expected));
         for (f, want) in p.spec.engine.features.iter().zip(&expected) {
@@ -225,14 +271,6 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
             assert!(same, "{key} {}: served {got}, oracle {want}", f.name);
         }
     }
-    let unknown = http_get(&addr, "/v1/features/nobody-at-all");
-    assert!(unknown.contains("unknown_entity"), "{unknown}");
-    terminate(&child);
-    assert!(wait(&mut child, Duration::from_secs(60)).success());
-    let source = p.read_all(&p.source_topic());
-    let preds = p.read_all(&p.kafka().predictions_topic);
-    // A graceful stop commits what was processed: no duplicates even at-least-once.
-    assert_exactly_once(&p, &source, &preds);
 }
 
 fn http_get(addr: &str, path: &str) -> String {
