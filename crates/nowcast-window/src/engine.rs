@@ -2,11 +2,10 @@
 //! expiry, folding the overflow into tiles), expiring tiles, eviction and the memory
 //! estimate.
 
-use std::collections::HashMap;
-
 use nowcast_core::{FeatureValue, Millis};
 
 use crate::eval::{self, Scratch};
+use crate::map::{hash_key, EntityMap};
 use crate::state::{Entity, Key, KeyHash, Plan, SourceState, DEAD_BATCH, RAW_CAP, RAW_KEEP};
 use crate::tile::Layout;
 use crate::{EngineConfig, Input, Late, WindowError};
@@ -16,10 +15,12 @@ use crate::{EngineConfig, Input, Late, WindowError};
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) plan: Plan,
-    pub(crate) entities: HashMap<Key, Entity, KeyHash>,
+    pub(crate) entities: EntityMap,
     /// Arrival counter: incremented per applied event, breaks time ties for last/last_n.
     pub(crate) seq: u64,
     scratch: Scratch,
+    /// Reused by [`Engine::apply_batch`]: the batch's key hashes.
+    pub(crate) batch_hashes: Vec<u64>,
     /// Keys changed (applied to or evicted) since the last [`Engine::drain_changes`], when
     /// change tracking is on.
     pub(crate) changed: Option<std::collections::HashSet<Key, KeyHash>>,
@@ -42,9 +43,10 @@ impl Engine {
         Engine {
             config,
             plan,
-            entities: HashMap::default(),
+            entities: EntityMap::default(),
             seq: 0,
             scratch: Scratch::default(),
+            batch_hashes: Vec::new(),
             changed: None,
         }
     }
@@ -94,6 +96,26 @@ impl Engine {
         inputs: &[Input],
         features_out: Option<&mut Vec<FeatureValue>>,
     ) -> Result<(), Late> {
+        self.apply_hashed(
+            hash_key(key.as_bytes()),
+            key,
+            source,
+            time,
+            inputs,
+            features_out.map(Out::Vec),
+        )
+    }
+
+    /// [`apply`](Engine::apply) with the key's hash already computed.
+    pub(crate) fn apply_hashed(
+        &mut self,
+        hash: u64,
+        key: &str,
+        source: usize,
+        time: Millis,
+        inputs: &[Input],
+        features_out: Option<Out<'_>>,
+    ) -> Result<(), Late> {
         assert_eq!(
             inputs.len(),
             self.plan.sources[source].row.columns,
@@ -105,12 +127,12 @@ impl Engine {
             scratch: &mut self.scratch,
             seq: &mut self.seq,
         };
-        if let Some(entity) = self.entities.get_mut(key.as_bytes()) {
-            ctx.apply(entity, source, time, inputs, features_out)?;
+        if let Some(i) = self.entities.find(hash, key.as_bytes()) {
+            ctx.apply(self.entities.at_mut(i), source, time, inputs, features_out)?;
         } else {
             let mut entity = Entity::new(&self.plan);
             ctx.apply(&mut entity, source, time, inputs, features_out)?;
-            self.entities.insert(Key::new(key), entity);
+            self.entities.insert_new(hash, Key::new(key), entity);
         }
         if let Some(changed) = &mut self.changed {
             if !changed.contains(key.as_bytes()) {
@@ -132,6 +154,7 @@ impl Engine {
             return false;
         };
         let mut scratch = Scratch::default();
+        out.resize(self.config.features.len(), FeatureValue::Null);
         evaluate_entity(&self.config, &self.plan, entity, t, &mut scratch, out);
         true
     }
@@ -176,19 +199,40 @@ impl Engine {
         self.entities.len()
     }
 
-    /// Estimated heap bytes of entity state: the map's slots at its capacity (inline key or
-    /// key pointer, first source's state, control byte), and for each entity its boxed key
+    /// Estimated heap bytes of entity state: the map's entries at their capacity (inline key
+    /// or key pointer, first source's state) and its index (8 bytes a slot), and for each
+    /// entity its boxed key
     /// bytes (keys over 22 bytes) and the capacity of every box and vector it owns
     /// (per-source raw rows, per-window tile arenas). Allocator overhead is not included.
     /// O(entities).
     pub fn state_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(Key, Entity)>() + 1;
-        self.entities.capacity() * slot
+        self.entities.table_bytes()
             + self
                 .entities
                 .iter()
                 .map(|(k, e)| k.heap_bytes() + e.heap_bytes())
                 .sum::<usize>()
+    }
+}
+
+/// Where an event's features go.
+pub(crate) enum Out<'a> {
+    /// The caller's vector of [`Engine::apply`], resized to the number of features.
+    Vec(&'a mut Vec<FeatureValue>),
+    /// An event's part of [`Engine::apply_batch`]'s buffer, already the right length.
+    Slice(&'a mut [FeatureValue]),
+}
+
+impl<'a> Out<'a> {
+    fn fit(self, n: usize) -> &'a mut [FeatureValue] {
+        match self {
+            Out::Vec(v) => {
+                v.resize(n, FeatureValue::Null);
+                v.truncate(n);
+                v
+            }
+            Out::Slice(s) => s,
+        }
     }
 }
 
@@ -207,7 +251,7 @@ impl Ctx<'_> {
         source: usize,
         time: Millis,
         inputs: &[Input],
-        out: Option<&mut Vec<FeatureValue>>,
+        out: Option<Out<'_>>,
     ) -> Result<(), Late> {
         let lateness = self.config.sources[source].allowed_lateness;
         if let Some(newest) = entity.source(source).newest {
@@ -217,6 +261,7 @@ impl Ctx<'_> {
             }
         }
         if let Some(out) = out {
+            let out = out.fit(self.config.features.len());
             evaluate_entity(self.config, self.plan, entity, time, self.scratch, out);
         }
         *self.seq += 1;
@@ -321,17 +366,16 @@ impl Ctx<'_> {
     }
 }
 
-/// Evaluates every feature of `entity` at `t` (clamped per source) into `out`.
+/// Evaluates every feature of `entity` at `t` (clamped per source) into `out` (one value per
+/// feature).
 pub(crate) fn evaluate_entity(
     config: &EngineConfig,
     plan: &Plan,
     entity: &Entity,
     t: Millis,
     scratch: &mut Scratch,
-    out: &mut Vec<FeatureValue>,
+    out: &mut [FeatureValue],
 ) {
-    out.resize(config.features.len(), FeatureValue::Null);
-    out.truncate(config.features.len());
     for (s, sp) in plan.sources.iter().enumerate() {
         if sp.groups.is_empty() {
             continue;

@@ -19,7 +19,8 @@
 //!   up to `H − 1` ms longer than `W`. Tile `k` holds `[kH, (k+1)H)`.
 //!
 //! Only events applied before the evaluation count: [`Engine::apply`] evaluates *before*
-//! applying its event.
+//! applying its event. [`Engine::apply_batch`] applies many events exactly as `apply` one at a
+//! time would, prefetching the memory of the next few (much faster on large state).
 //!
 //! **Evaluation time clamp.** Events at or before a source's watermark may be folded into
 //! tiles (see *Memory*); newer ones always stay raw so the window head stays exact. A feature
@@ -68,11 +69,11 @@
 //! In tiles, `LastN` keeps at most N values per tile; distinct sets and quantile sketches are
 //! sparse while small. [`Hop::Exact`] is a 1 ms hop: once folded, memory grows with the
 //! events in the window. Entity keys of up to 22 bytes and the first source's state live in
-//! the map slot (104 bytes).
+//! the map entry (104 bytes), found through an index of 8-byte slots at most half full.
 //!
 //! For example, 3 windows (5 m, 1 h, 1 d) × 12 features over 2 input columns at ~20 events
 //! per entity per day keep ~21 raw rows of 40 bytes and no tiles: ~1.4 KB of state per entity
-//! ([`Engine::state_bytes`], map slots included) and ~0.9 KB of snapshot, against 6.1 KB and
+//! ([`Engine::state_bytes`], the map included) and ~0.9 KB of snapshot, against 6.1 KB and
 //! 4.3 KB when every window kept its own tiles (see `benches/engine.rs`).
 //!
 //! Event times are epoch milliseconds; arithmetic saturates, but times within a few windows of
@@ -100,9 +101,10 @@
 //! assert!(engine.evaluate("card-1", 2_000, &mut features));
 //! assert_eq!(features, vec![FeatureValue::Num(20.0)]);
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // one exception: the prefetch hint in `prefetch.rs`
 #![deny(missing_docs)]
 
+mod batch;
 mod changes;
 mod config;
 mod ddsketch;
@@ -111,10 +113,13 @@ mod error;
 mod eval;
 mod hll;
 mod input;
+mod map;
+mod prefetch;
 mod snapshot;
 mod state;
 mod tile;
 
+pub use batch::Event;
 pub use config::{Aggregation, EngineConfig, FeatureDef, Hop, SourceDef, Window};
 pub use engine::Engine;
 pub use error::WindowError;

@@ -80,7 +80,7 @@ impl Engine {
         };
         e.u64(self.seq)?;
         e.u64(self.entities.len() as u64)?;
-        for (key, ent) in &self.entities {
+        for (key, ent) in self.entities.iter() {
             e.len(key.as_bytes().len())?;
             e.bytes(key.as_bytes())?;
             write_entity(&mut e, ent, self.plan.sources.len())?;
