@@ -16,6 +16,7 @@ pub mod replica;
 pub mod restore;
 pub mod runtime;
 pub mod shared;
+pub mod store;
 pub mod topics;
 
 pub use error::KafkaError;

@@ -73,6 +73,8 @@ struct Part {
     committed: Option<i64>,
     processed: u64,
     stream_time: i64,
+    /// When the partition's state was last written to the local store.
+    snapshot_at: Instant,
 }
 
 /// What a prediction needs besides its row, kept until the batch is scored.
@@ -191,6 +193,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), KafkaError> {
 fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
     let k = &shared.kafka;
     let name = format!("{}-{}-{index}", k.group, shared.instance);
+    let member_id = name.clone();
     let producer: ThreadedProducer<ProdCtx> = client::producer(k, &shared.bootstrap, Some(&name))
         .create_with_context(ProdCtx::default())
         .map_err(|e| KafkaError::client("creating the producer", e))?;
@@ -223,7 +226,10 @@ fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
         }),
         error: Mutex::new(None),
     };
+    // Static membership: a restarted instance takes its partitions back at once instead of
+    // waiting for the killed incarnation's session to time out.
     let consumer: BaseConsumer<MemberCtx> = client::consumer(k, &shared.bootstrap)
+        .set("group.instance.id", &member_id)
         .create_with_context(ctx)
         .map_err(|e| KafkaError::client("creating the consumer", e))?;
     let topic = shared.spec.sources[0].topic.clone();
@@ -258,6 +264,7 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         if shared.stop.load(Ordering::Acquire) {
             let mut st = consumer.context().state.lock();
             st.commit(consumer)?;
+            st.snapshot_due(true)?;
             shared.stats.merge(&st.lat);
             return Ok(());
         }
@@ -307,10 +314,21 @@ impl MemberState {
             topic,
             partition,
             self.shared.spec.engine.clone(),
+            self.shared.store_dir.as_deref(),
         )?;
         engine.track_changes(true);
+        if let Some(reason) = &info.snapshot_refused {
+            eprintln!(
+                "nowcast: {}: partition {partition}: local snapshot not used ({reason}); restoring from the whole changelog",
+                self.name
+            );
+        }
+        let from = match info.snapshot_offset {
+            Some(off) => format!("the local snapshot at changelog offset {off} and "),
+            None => String::new(),
+        };
         eprintln!(
-            "nowcast: {}: partition {partition} assigned; restored {} entities from {} changelog records in {} ms",
+            "nowcast: {}: partition {partition} assigned; restored {} entities from {from}{} changelog records in {} ms",
             self.name,
             info.entities,
             info.records,
@@ -327,6 +345,7 @@ impl MemberState {
                 committed: None,
                 processed: 0,
                 stream_time: i64::MIN,
+                snapshot_at: Instant::now(),
             },
         );
         Ok(())
@@ -576,9 +595,66 @@ impl MemberState {
         Ok(())
     }
 
+    /// Right after a commit (state = committed changelog), writes the local snapshot of every
+    /// partition whose interval has passed (all of them with `all`). The snapshot reflects the
+    /// feature-store partition up to its current end: while this member owns the partition,
+    /// it is the only writer.
+    fn snapshot_due(&mut self, all: bool) -> Result<(), KafkaError> {
+        let Some(dir) = self.shared.store_dir.clone() else {
+            return Ok(());
+        };
+        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
+        let topic = self.shared.kafka.features_topic.clone();
+        for (&p, part) in self.parts.iter_mut() {
+            if !all && part.snapshot_at.elapsed() < interval {
+                continue;
+            }
+            let started = Instant::now();
+            let (_, high) = self
+                .reader
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .map_err(|e| KafkaError::client(format!("watermarks of {topic}/{p}"), e))?;
+            let bytes = crate::store::write(&dir, &topic, p, high, &part.engine.read())?;
+            part.snapshot_at = Instant::now();
+            metrics::histogram!("nowcast_kafka_snapshot_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("nowcast_kafka_snapshot_bytes_total").increment(bytes);
+        }
+        Ok(())
+    }
+
+    /// Waits until every produced record is acknowledged. (`Producer::flush` on a threaded
+    /// producer sleeps in 100 ms polls while the producer's own thread takes the events.)
+    fn wait_delivered(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(KafkaError::Unreachable(format!(
+                    "{} records not acknowledged after {} s",
+                    self.producer.in_flight_count(),
+                    CALL_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
     /// Commits the changed entities' state, the outputs and the offsets (see the module docs).
     fn commit(&mut self, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
+        let started = Instant::now();
+        // The interval counts from the end of this commit: processing always gets a full
+        // interval between commits, however long a commit takes.
+        let result = self.commit_now(consumer, started);
         self.last_commit = Instant::now();
+        result
+    }
+
+    fn commit_now(
+        &mut self,
+        consumer: &BaseConsumer<MemberCtx>,
+        started: Instant,
+    ) -> Result<(), KafkaError> {
         let shared = self.shared.clone();
         let k = &shared.kafka;
         if self
@@ -635,9 +711,7 @@ impl MemberState {
                     .map_err(|e| KafkaError::client("committing the transaction", e))?;
             }
             Delivery::AtLeastOnce => {
-                self.producer
-                    .flush(CALL_TIMEOUT)
-                    .map_err(|e| KafkaError::client("flushing the producer", e))?;
+                self.wait_delivered()?;
                 let ctx = self.producer.context();
                 if ctx.failures.swap(0, Ordering::Relaxed) > 0 {
                     let last = ctx.last.lock().take().unwrap_or_default();
@@ -657,9 +731,9 @@ impl MemberState {
             part.committed = part.next_offset;
         }
         shared.commits.fetch_add(1, Ordering::Relaxed);
+        self.snapshot_due(false)?;
         metrics::counter!("nowcast_kafka_commits_total").increment(1);
-        metrics::histogram!("nowcast_kafka_commit_seconds")
-            .record(self.last_commit.elapsed().as_secs_f64());
+        metrics::histogram!("nowcast_kafka_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("nowcast_feature_store_records_total").increment(changes as u64);
         Ok(())
     }

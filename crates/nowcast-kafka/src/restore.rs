@@ -18,8 +18,12 @@ use crate::KafkaError;
 pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a restore found.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Restored {
+    /// The local snapshot's changelog offset, when the restore started from one.
+    pub snapshot_offset: Option<i64>,
+    /// Why a local snapshot was not used, if there was one.
+    pub snapshot_refused: Option<String>,
     /// Changelog records read.
     pub records: u64,
     /// Entities in the restored engine.
@@ -29,25 +33,50 @@ pub struct Restored {
 }
 
 /// Rebuilds partition `partition`'s engine from `topic` using `reader` (a consumer outside
-/// any group, `enable.partition.eof` on).
+/// any group, `enable.partition.eof` on): from the local snapshot in `local` plus the
+/// changelog after it when there is a usable one, else from the whole changelog.
 pub fn restore(
     reader: &BaseConsumer,
     topic: &str,
     partition: i32,
     config: EngineConfig,
+    local: Option<&std::path::Path>,
 ) -> Result<(Engine, Restored), KafkaError> {
     let started = Instant::now();
-    let mut engine = Engine::new(config).map_err(|e| KafkaError::State(e.to_string()))?;
     let (low, high) = reader
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(|e| KafkaError::client(format!("watermarks of {topic}/{partition}"), e))?;
     let mut info = Restored::default();
-    if high <= low {
+    let mut start = Offset::Beginning;
+    let mut engine = None;
+    if let Some(dir) = local {
+        match crate::store::read(dir, topic, partition, config.clone()) {
+            Ok(Some((e, off))) if off >= low && off <= high => {
+                engine = Some(e);
+                start = Offset::Offset(off);
+                info.snapshot_offset = Some(off);
+            }
+            Ok(Some((_, off))) => {
+                info.snapshot_refused = Some(format!(
+                    "its changelog offset {off} is outside the topic's {low}..{high} (topic recreated?)"
+                ))
+            }
+            Ok(None) => {}
+            Err(reason) => info.snapshot_refused = Some(reason),
+        }
+    }
+    let mut engine = match engine {
+        Some(e) => e,
+        None => Engine::new(config).map_err(|e| KafkaError::State(e.to_string()))?,
+    };
+    let first = info.snapshot_offset.unwrap_or(low);
+    if high <= first {
+        info.entities = engine.entities();
         info.elapsed = started.elapsed();
         return Ok((engine, info));
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+    tpl.add_partition_offset(topic, partition, start)
         .map_err(|e| KafkaError::client("restore assignment", e))?;
     reader
         .assign(&tpl)

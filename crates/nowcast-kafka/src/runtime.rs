@@ -171,6 +171,12 @@ impl KafkaRuntime {
             processed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
+            store_dir: (kafka.snapshot_interval > 0).then(|| {
+                spec.data_dir
+                    .join("kafka")
+                    .join(&kafka.group)
+                    .join(&kafka.instance)
+            }),
             instance: kafka.instance.clone(),
             bootstrap,
             kafka,

@@ -47,4 +47,6 @@ pub struct Shared {
     pub commits: AtomicU64,
     /// Processing threads restarted after an error.
     pub restarts: AtomicU64,
+    /// The local state store's directory (None: disabled).
+    pub store_dir: Option<std::path::PathBuf>,
 }

@@ -43,6 +43,11 @@ pub struct KafkaSection {
     /// Retention of raw event topics. Default `48h`.
     #[serde(default)]
     pub retention: Option<String>,
+    /// How often each owned partition's state is also snapshotted to the local store
+    /// (`<data_dir>/kafka/<group>/<instance>`), so a restart reads only the changelog after
+    /// it. `0s` disables the store. Default `60s`.
+    #[serde(default)]
+    pub snapshot_interval: Option<String>,
     /// Output topics.
     #[serde(default)]
     pub topics: Option<TopicsSection>,
@@ -107,6 +112,8 @@ pub struct KafkaSpec {
     pub min_insync_replicas: u16,
     /// Retention of raw event topics.
     pub retention: Millis,
+    /// Local snapshot interval; 0 disables the local store.
+    pub snapshot_interval: Millis,
     /// Feature-store (changelog) topic.
     pub features_topic: String,
     /// Predictions topic.
@@ -280,6 +287,12 @@ impl Validator {
             48 * 3_600_000,
             true,
         );
+        let snapshot_interval = self.duration(
+            "kafka.snapshot_interval".into(),
+            k.snapshot_interval.as_deref(),
+            60_000,
+            false,
+        );
         let instance = k.instance.clone().unwrap_or_else(|| "0".into());
         if instance.is_empty() || topic_name_problem(&instance).is_some() {
             self.push(
@@ -361,6 +374,7 @@ impl Validator {
             replication_factor,
             min_insync_replicas,
             retention,
+            snapshot_interval,
             features_topic,
             predictions_topic,
             dead_letters_topic,

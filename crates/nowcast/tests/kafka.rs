@@ -141,10 +141,16 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
         }
     }
     eprintln!("{killed_mid_run} of 3 kills landed before the input was fully committed");
-    let mut child = p.spawn("a", &[]);
+    let (mut child, log) = p.spawn_logged("a", &[]);
     p.wait_caught_up(Duration::from_secs(180));
     terminate(&child);
     assert!(wait(&mut child, Duration::from_secs(60)).success());
+    let log = std::fs::read_to_string(log).unwrap();
+    eprintln!("{log}");
+    assert!(
+        log.contains("from the local snapshot at changelog offset"),
+        "restarts read the local store plus the changelog tail"
+    );
     check_final(&p, &expected_dead);
 }
 

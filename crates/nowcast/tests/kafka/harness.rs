@@ -92,6 +92,8 @@ impl Pipeline {
                 "\"session.timeout.ms\" = 10000",
                 "\"session.timeout.ms\" = 6000",
             )
+            .replace("../../data/kafka", "data")
+            .replace("snapshot_interval = \"60s\"", "snapshot_interval = \"1s\"")
             + "\n[kafka.producer]\n\"transaction.timeout.ms\" = 10000\n";
         let spec_path = dir.path().join("pipeline.toml");
         std::fs::write(&spec_path, text).unwrap();
@@ -408,6 +410,7 @@ impl Pipeline {
                     &self.kafka().features_topic,
                     p,
                     self.spec.engine.clone(),
+                    None,
                 )
                 .unwrap()
                 .0

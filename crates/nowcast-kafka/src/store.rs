@@ -1,0 +1,117 @@
+//! The local state store: a snapshot per owned partition with the feature-store offset it
+//! reflects, so a restart restores from disk plus the changelog tail instead of the whole
+//! changelog. A missing, corrupt or stale snapshot falls back to a full changelog restore.
+//!
+//! File `p-<partition>.snap` (little-endian): magic `NCKS`, version `u32`, topic name (`u32`
+//! length + bytes), partition `i32`, changelog offset `i64` (the first feature-store offset
+//! *not* reflected), CRC-32 of those fields, then the engine snapshot (its own versioned,
+//! checksummed format). Written to a temporary file, fsynced and renamed.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use nowcast_window::{Engine, EngineConfig};
+
+use crate::KafkaError;
+
+const MAGIC: &[u8; 4] = b"NCKS";
+const VERSION: u32 = 1;
+
+/// The snapshot file of a partition.
+pub fn path(dir: &Path, partition: i32) -> PathBuf {
+    dir.join(format!("p-{partition:04}.snap"))
+}
+
+fn io(p: &Path, e: std::io::Error) -> KafkaError {
+    KafkaError::State(format!("{}: {e}", p.display()))
+}
+
+/// Writes `engine` as the state of `topic`/`partition` up to (excluding) changelog `offset`.
+pub fn write(
+    dir: &Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    engine: &Engine,
+) -> Result<u64, KafkaError> {
+    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let final_path = path(dir, partition);
+    let tmp = final_path.with_extension("snap.tmp");
+    let mut header = Vec::with_capacity(64 + topic.len());
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&(topic.len() as u32).to_le_bytes());
+    header.extend_from_slice(topic.as_bytes());
+    header.extend_from_slice(&partition.to_le_bytes());
+    header.extend_from_slice(&offset.to_le_bytes());
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(|e| io(&tmp, e))?);
+    file.write_all(&header).map_err(|e| io(&tmp, e))?;
+    engine
+        .write_snapshot(&mut file)
+        .map_err(|e| KafkaError::State(format!("{}: {e}", tmp.display())))?;
+    let file = file.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| io(&tmp, e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
+    fs::rename(&tmp, &final_path).map_err(|e| io(&final_path, e))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(bytes)
+}
+
+/// Reads the snapshot of `topic`/`partition`: `Ok(None)` when there is none, `Err` with the
+/// reason when it cannot be used.
+pub fn read(
+    dir: &Path,
+    topic: &str,
+    partition: i32,
+    config: EngineConfig,
+) -> Result<Option<(Engine, i64)>, String> {
+    let p = path(dir, partition);
+    let file = match File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", p.display())),
+    };
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut fixed = [0u8; 12];
+    r.read_exact(&mut fixed)
+        .map_err(|e| format!("header: {e}"))?;
+    if &fixed[..4] != MAGIC {
+        return Err("not a nowcast state snapshot".into());
+    }
+    let version = u32::from_le_bytes(fixed[4..8].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(format!(
+            "snapshot version {version}, this build reads {VERSION}"
+        ));
+    }
+    let tlen = u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes")) as usize;
+    if tlen > 249 {
+        return Err("bad topic length".into());
+    }
+    let mut rest = vec![0u8; tlen + 4 + 8 + 4];
+    r.read_exact(&mut rest)
+        .map_err(|e| format!("header: {e}"))?;
+    let mut header = fixed.to_vec();
+    header.extend_from_slice(&rest[..tlen + 12]);
+    let crc = u32::from_le_bytes(rest[tlen + 12..].try_into().expect("4 bytes"));
+    if crc32fast::hash(&header) != crc {
+        return Err("header checksum mismatch".into());
+    }
+    let found_topic = String::from_utf8_lossy(&rest[..tlen]);
+    let found_partition = i32::from_le_bytes(rest[tlen..tlen + 4].try_into().expect("4 bytes"));
+    if found_topic != topic || found_partition != partition {
+        return Err(format!(
+            "snapshot is of {found_topic}/{found_partition}, not {topic}/{partition}"
+        ));
+    }
+    let offset = i64::from_le_bytes(rest[tlen + 4..tlen + 12].try_into().expect("8 bytes"));
+    let engine = Engine::read_snapshot(config, r).map_err(|e| e.to_string())?;
+    Ok(Some((engine, offset)))
+}
