@@ -347,7 +347,7 @@ recovery() {
     t1="$CAUGHT_UP"
     kill -TERM "$pid"
     wait "$pid" || true
-    restored_ms="$(sed -n 's/.*restored [0-9]* entities from [0-9]* changelog records in \([0-9]*\) ms.*/\1/p' "$dir/rec2.err" | awk '{ s += $1 } END { print s + 0 }')"
+    restored_ms="$(sed -n 's/.*assigned; restored .* in \([0-9]*\) ms.*/\1/p' "$dir/rec2.err" | awk '{ s += $1 } END { print s + 0 }')"
     entities="$(sed -n 's/.*restored \([0-9]*\) entities from.*/\1/p' "$dir/rec2.err" | awk '{ s += $1 } END { print s + 0 }')"
     local secs since_kill
     secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
