@@ -5,6 +5,8 @@
 #   scripts/kafka.sh start [--nodes 1|3]   start (or report the running cluster); when ready prints
 #                                          NOWCAST_KAFKA=127.0.0.1:PORT[,...] on stdout
 #   scripts/kafka.sh stop                  stop the nodes and wait until they are gone
+#   scripts/kafka.sh restart               stop the running nodes and start them again on the
+#                                          same data (a broker restart, for fault tests)
 #   scripts/kafka.sh status                whether the nodes run and answer (exit 0 = answering)
 #   scripts/kafka.sh fetch                 only download the jars (warms the cache for CI)
 #   scripts/kafka.sh run CLASS|TOOL [ARGS] run a Kafka main class with the fetched jars; TOOL is
@@ -21,6 +23,8 @@
 #   NOWCAST_KAFKA_TIMEOUT          seconds to wait for the cluster to answer (default 120)
 #   NOWCAST_KAFKA_HEAP             broker -Xmx (default 512m)
 #   NOWCAST_KAFKA_EXTRA_PROPERTIES extra server.properties lines (newline-separated) for every node
+#   NOWCAST_KAFKA_RUN_DIR          run directory (default .cache/kafka-run): a second cluster
+#                                  needs its own (and its own ports)
 #   JAVA_HOME                      JDK to use (Java 17+); otherwise `java` on PATH
 #   MAVEN_OPTS                     passed to Maven as usual (e.g. -Dmaven.repo.local=DIR)
 #
@@ -31,7 +35,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF_DIR="$ROOT/scripts/kafka"
 CACHE_DIR="$ROOT/.cache"
-RUN_DIR="$CACHE_DIR/kafka-run"
+RUN_DIR="${NOWCAST_KAFKA_RUN_DIR:-$CACHE_DIR/kafka-run}"
+LOCK_FILE="$RUN_DIR.lock"
 VERSION="${NOWCAST_KAFKA_VERSION:-4.1.1}"
 LIB_ROOT="$CACHE_DIR/kafka/$VERSION"
 LIBS="$LIB_ROOT/libs"
@@ -286,7 +291,8 @@ cmd_start() {
 
     find_java
     mkdir -p "$CACHE_DIR"
-    exec 9>"$CACHE_DIR/kafka-run.lock"
+    mkdir -p "$(dirname "$RUN_DIR")"
+    exec 9>"$LOCK_FILE"
     flock -w 900 9 || die "timed out waiting for another scripts/kafka.sh start/stop to finish"
 
     # Already running?
@@ -393,7 +399,12 @@ cmd_start() {
         die "formatting the KRaft storage failed for node(s)$fail (kafka.tools.StorageTool)"
     fi
 
-    # Launch.
+    launch_nodes "$nodes" "$bootstrap"
+}
+
+# launch_nodes NODES BOOTSTRAP: starts the configured nodes and waits until they answer.
+launch_nodes() {
+    local nodes="$1" bootstrap="$2" i dir
     local t0=$SECONDS
     for i in $(seq 1 "$nodes"); do
         dir="$(node_dir "$i")"
@@ -480,7 +491,8 @@ wait_ready() {
 cmd_stop() {
     [ $# -eq 0 ] || die "stop takes no arguments"
     mkdir -p "$CACHE_DIR"
-    exec 9>"$CACHE_DIR/kafka-run.lock"
+    mkdir -p "$(dirname "$RUN_DIR")"
+    exec 9>"$LOCK_FILE"
     flock -w 900 9 || die "timed out waiting for another scripts/kafka.sh start/stop to finish"
     local n
     n="$(alive_pids | wc -l)"
@@ -490,6 +502,24 @@ cmd_stop() {
         say "Kafka is not running"
     fi
     rm -f "$RUN_DIR/cluster"
+}
+
+cmd_restart() {
+    [ $# -eq 0 ] || die "restart takes no arguments"
+    find_java
+    mkdir -p "$(dirname "$RUN_DIR")"
+    exec 9>"$LOCK_FILE"
+    flock -w 900 9 || die "timed out waiting for another scripts/kafka.sh start/stop to finish"
+    [ -f "$RUN_DIR/cluster" ] || die "no cluster to restart in $RUN_DIR; use start"
+    local nodes bootstrap
+    nodes="$(state_get nodes)"
+    bootstrap="$(state_get bootstrap)"
+    VERSION="$(state_get version)"
+    LIBS="$CACHE_DIR/kafka/$VERSION/libs"
+    write_probe_config
+    stop_nodes || true
+    say "restarting $nodes node(s) at $bootstrap on their data"
+    launch_nodes "$nodes" "$bootstrap"
 }
 
 cmd_status() {
@@ -564,6 +594,7 @@ shift
 case "$cmd" in
 start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
+restart) cmd_restart "$@" ;;
 status) cmd_status "$@" ;;
 run) cmd_run "$@" ;;
 fetch) cmd_fetch "$@" ;;

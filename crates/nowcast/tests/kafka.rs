@@ -332,3 +332,78 @@ fn unreachable_broker_is_retried_then_named_in_the_error() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// A broker of this test's own (so restarting it disturbs no other test), stopped on drop.
+struct OwnBroker {
+    run_dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnBroker {
+    fn script(&self, cmd: &str) -> std::process::Output {
+        std::process::Command::new(harness::repo().join("scripts/kafka.sh"))
+            .arg(cmd)
+            .env("NOWCAST_KAFKA_RUN_DIR", self.run_dir.path().join("run"))
+            .env("NOWCAST_KAFKA_PORT", self.port.to_string())
+            .env(
+                "NOWCAST_KAFKA_CONTROLLER_PORT",
+                (self.port + 100).to_string(),
+            )
+            .env("NOWCAST_KAFKA_HEAP", "384m")
+            .output()
+            .unwrap()
+    }
+
+    fn start() -> OwnBroker {
+        let b = OwnBroker {
+            run_dir: tempfile::tempdir().unwrap(),
+            port: 19_500 + (std::process::id() % 300) as u16,
+        };
+        let out = b.script("start");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        b
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
+}
+
+#[test]
+fn broker_restart_mid_run_loses_nothing() {
+    // Runs wherever the other Kafka tests run; it starts a broker of its own.
+    if broker().is_none() {
+        return;
+    }
+    let own = OwnBroker::start();
+    let p = Pipeline::new(&own.bootstrap(), 2, "exactly-once");
+    p.generate(150_000, 10_000, 14);
+    let mut child = p.spawn("a", &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while p.committed() < 20_000 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let at_restart = p.committed();
+    let out = own.script("restart");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("broker restarted with {at_restart} of 150000 records committed");
+    p.wait_caught_up(Duration::from_secs(240));
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    check_final(&p, &BTreeMap::new());
+}
