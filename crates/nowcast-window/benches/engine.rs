@@ -10,9 +10,11 @@
 //! 1 M pre-built `String`s, as the benchmark did before, which adds two cache misses per
 //! event that are the harness's, not the engine's.
 //!
-//! First one simulated day is applied without evaluation (warm-up, fills the windows), then
-//! `ROUNDS` alternating rounds of `ROUND` events with per-event evaluation and without;
-//! medians are printed with bytes per entity.
+//! First one simulated day is applied through [`Engine::apply_batch`] without evaluation
+//! (warm-up, fills the windows), then `ROUNDS` rounds of `ROUND` events each: batched (512
+//! events per call, `NOWCAST_BENCH_BATCH` to change) with per-event evaluation and without,
+//! then one event at a time ([`Engine::apply`]) with and without; medians are printed with
+//! bytes per entity.
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p nowcast-window --bench engine`
 //!
@@ -25,16 +27,22 @@
 //! | raw rows + overflow tiles | table | 204 k | 449 k | 1 433 | 936 |
 //! | raw rows + overflow tiles | per event | 261 k | 617 k | 1 433 | 936 |
 //! | same, `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` | per event | 326 k | 796 k | 1 433 | 936 |
+//! | same, `apply_batch` (512) with prefetching, own entity map | per event | 285 k | 1 174 k | 1 432 | 937 |
+//!
+//! The last row was measured back to back with the one before it (`apply`: 280 k / 667 k
+//! then; load 1.2 → 2.7); in the same run `apply` one at a time gave 221 k / 568 k.
 //!
 //! An entity holds ~21 raw rows of 40 bytes (time, seq, tags, amount, merchant) and no
 //! tiles. The working set (~1.6 GB) still misses the caches on every event: without
-//! evaluation the time goes to the hash-map probe (control bytes, then the 104-byte slot: two
-//! DRAM misses, each with a TLB miss on 4 KB pages, hence the huge-page gain) and to writing
-//! the row at the end of the entity's buffer (one more miss; the allocator's when the buffer
-//! grows). Evaluation reads the whole buffer (14 cache lines, sequentially) and computes 36
-//! features from it: ~1 µs of arithmetic per event (measured with 20 k entities, in cache),
-//! mostly per-row `exp2` for the decayed sums, selection for the exact quantiles, sorting for
-//! the distinct counts and one scan per feature.
+//! evaluation the time goes to the map probe (index slot, then the 104-byte entry: two
+//! dependent DRAM misses, each with a TLB miss on 4 KB pages, hence the huge-page gain) and to
+//! writing the row at the end of the entity's buffer (one more miss; the allocator's when the
+//! buffer grows); `apply_batch` prefetches all three a few events ahead, which doubles the
+//! apply-only rate. Evaluation reads the whole buffer (14 cache lines, sequentially) and
+//! computes 36 features from it: ~2.5 µs per event even with 20 k entities (in cache, load
+//! ~3), mostly per-row `exp2` for the decayed sums, selection for the exact quantiles, sorting
+//! for the distinct counts and one scan per feature; prefetching cannot hide that, so with
+//! evaluation batching gains little.
 
 use std::time::Instant;
 
@@ -45,7 +53,8 @@ use nowcast_window::{
 
 const ROUNDS: usize = 5;
 const ROUND: usize = 1_000_000;
-/// Events per [`Engine::apply_batch`] call (the pipeline reads batches of up to 512).
+/// Events per [`Engine::apply_batch`] call (the pipeline reads batches of up to 512);
+/// `NOWCAST_BENCH_BATCH` overrides it.
 const BATCH: usize = 512;
 const EVENTS_PER_DAY: f64 = 20.0;
 const DAY: i64 = 86_400_000;
@@ -184,6 +193,8 @@ struct Batch {
     /// Per event: end of its key in `keys`, time, inputs.
     events: Vec<(usize, i64, [Input; 2])>,
     results: Vec<Result<(), nowcast_window::Late>>,
+    /// Events per batch.
+    size: usize,
 }
 
 /// As [`run`], through [`Engine::apply_batch`] in batches of `BATCH` events (keys and inputs
@@ -200,7 +211,7 @@ fn run_batched(
     let mut late = 0usize;
     let mut done = 0;
     while done < n {
-        let len = BATCH.min(n - done);
+        let len = b.size.min(n - done);
         b.keys.clear();
         b.events.clear();
         for _ in 0..len {
@@ -284,7 +295,13 @@ fn main() {
         inputs: vec![Input::Skip; 2],
     };
     let mut out = Vec::new();
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        size: std::env::var("NOWCAST_BENCH_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(BATCH),
+        ..Batch::default()
+    };
     let warm = per_day as usize;
     let warm_rate = run_batched(&mut engine, &mut s, warm, false, &mut out, &mut batch);
     println!(
