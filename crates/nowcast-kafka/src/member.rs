@@ -45,6 +45,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Eviction of idle entities runs each time a partition has processed this many more records.
 const EVICT_EVERY: u64 = 1 << 16;
 
+/// What a member does with its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Decode, apply, score, produce outputs and the changelog.
+    Process,
+    /// Re-key a source that is not keyed by the entity into its repartition topic.
+    Repartition,
+}
+
 /// Counts failed deliveries (at-least-once must not commit past a lost record).
 #[derive(Default)]
 pub(crate) struct ProdCtx {
@@ -89,6 +98,9 @@ struct Meta {
 struct MemberState {
     shared: Arc<Shared>,
     name: String,
+    stage: Stage,
+    /// The topic this member consumes.
+    topic: String,
     producer: ThreadedProducer<ProdCtx>,
     reader: BaseConsumer,
     parts: BTreeMap<i32, Part>,
@@ -163,11 +175,11 @@ fn is_fatal(e: &KafkaError) -> bool {
 }
 
 /// Runs member `index` until the instance stops; rebuilds it after recoverable errors.
-pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), KafkaError> {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, stage: Stage) -> Result<(), KafkaError> {
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        match run_once(&shared, index) {
+        match run_once(&shared, index, stage) {
             Ok(()) => return Ok(()),
             Err(e) if is_fatal(&e) => return Err(e),
             Err(e) => {
@@ -190,9 +202,20 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) -> Result<(), KafkaError> {
     }
 }
 
-fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
+fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), KafkaError> {
     let k = &shared.kafka;
-    let name = format!("{}-{}-{index}", k.group, shared.instance);
+    let (name, group, topic) = match stage {
+        Stage::Process => (
+            format!("{}-{}-{index}", k.group, shared.instance),
+            k.group.clone(),
+            shared.input_topic.clone(),
+        ),
+        Stage::Repartition => (
+            format!("{}-{}-r{index}", k.group, shared.instance),
+            format!("{}-repartition", k.group),
+            shared.spec.sources[0].topic.clone(),
+        ),
+    };
     let member_id = name.clone();
     let producer: ThreadedProducer<ProdCtx> = client::producer(k, &shared.bootstrap, Some(&name))
         .create_with_context(ProdCtx::default())
@@ -210,6 +233,8 @@ fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
         state: Mutex::new(MemberState {
             shared: shared.clone(),
             name,
+            stage,
+            topic: topic.clone(),
             producer,
             reader,
             parts: BTreeMap::new(),
@@ -230,9 +255,9 @@ fn run_once(shared: &Arc<Shared>, index: usize) -> Result<(), KafkaError> {
     // waiting for the killed incarnation's session to time out.
     let consumer: BaseConsumer<MemberCtx> = client::consumer(k, &shared.bootstrap)
         .set("group.instance.id", &member_id)
+        .set("group.id", &group)
         .create_with_context(ctx)
         .map_err(|e| KafkaError::client("creating the consumer", e))?;
-    let topic = shared.spec.sources[0].topic.clone();
     consumer
         .subscribe(&[&topic])
         .map_err(|e| KafkaError::client(format!("subscribing to {topic}"), e))?;
@@ -308,6 +333,26 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 
 impl MemberState {
     fn add_part(&mut self, partition: i32) -> Result<(), KafkaError> {
+        if self.stage == Stage::Repartition {
+            let engine = Engine::new(self.shared.spec.engine.clone())
+                .map_err(|e| KafkaError::State(e.to_string()))?;
+            self.parts.insert(
+                partition,
+                Part {
+                    engine: Arc::new(RwLock::new(engine)),
+                    next_offset: None,
+                    committed: None,
+                    processed: 0,
+                    stream_time: i64::MIN,
+                    snapshot_at: Instant::now(),
+                },
+            );
+            eprintln!(
+                "nowcast: {}: partition {partition} of {} assigned (re-keying by entity)",
+                self.name, self.topic
+            );
+            return Ok(());
+        }
         let topic = &self.shared.kafka.features_topic;
         let (mut engine, info) = restore(
             &self.reader,
@@ -353,7 +398,9 @@ impl MemberState {
 
     fn drop_part(&mut self, partition: i32) {
         if self.parts.remove(&partition).is_some() {
-            self.shared.owned.write().remove(&partition);
+            if self.stage == Stage::Process {
+                self.shared.owned.write().remove(&partition);
+            }
             eprintln!("nowcast: {}: partition {partition} revoked", self.name);
         }
     }
@@ -376,7 +423,22 @@ impl MemberState {
         value: Option<&[u8]>,
         headers: Option<OwnedHeaders>,
     ) -> Result<(), KafkaError> {
+        self.send_at(topic, partition, key, value, headers, None)
+    }
+
+    fn send_at(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Option<OwnedHeaders>,
+        timestamp: Option<i64>,
+    ) -> Result<(), KafkaError> {
         let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        if let Some(t) = timestamp {
+            rec = rec.timestamp(t);
+        }
         if let Some(k) = key {
             rec = rec.key(k);
         }
@@ -430,6 +492,9 @@ impl MemberState {
     }
 
     fn process(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
+        if self.stage == Stage::Repartition {
+            return self.repartition(batch);
+        }
         let shared = self.shared.clone();
         let now = nowcast_pipeline::now_ms();
         let src = &shared.spec.sources[0];
@@ -603,6 +668,9 @@ impl MemberState {
         let Some(dir) = self.shared.store_dir.clone() else {
             return Ok(());
         };
+        if self.stage == Stage::Repartition {
+            return Ok(());
+        }
         let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
         let topic = self.shared.kafka.features_topic.clone();
         for (&p, part) in self.parts.iter_mut() {
@@ -636,6 +704,52 @@ impl MemberState {
                 )));
             }
             std::thread::sleep(Duration::from_micros(200));
+        }
+        Ok(())
+    }
+
+    /// Re-keys a batch of the source into the repartition topic: each decodable record goes,
+    /// unchanged and with its timestamp, to the partition its entity hashes to; the others are
+    /// dead-lettered here with their reason.
+    fn repartition(&mut self, batch: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
+        let shared = self.shared.clone();
+        let now = nowcast_pipeline::now_ms();
+        let mut rejected = [0u64; RejectReason::ALL.len()];
+        let mut moved = 0u64;
+        for m in batch {
+            let p = m.partition();
+            let Some(part) = self.parts.get(&p) else {
+                continue;
+            };
+            if part.next_offset.is_some_and(|n| m.offset() < n) {
+                continue;
+            }
+            let value = m.payload().unwrap_or(&[]);
+            match shared.decoder.decode(value, now, &mut self.decoded) {
+                Err(e) => {
+                    rejected[reason_index(e.reason)] += 1;
+                    self.reject(m, false, e.reason.as_str(), &e.detail)?;
+                }
+                Ok(()) => {
+                    self.ensure_txn()?;
+                    let key = self.decoded.key.as_bytes();
+                    let to = partition_for_key(key, shared.partitions as u32) as i32;
+                    let ts = m.timestamp().to_millis();
+                    self.send_at(&shared.input_topic, to, Some(key), Some(value), None, ts)?;
+                    moved += 1;
+                }
+            }
+            let part = self.parts.get_mut(&p).expect("checked");
+            part.next_offset = Some(m.offset() + 1);
+        }
+        metrics::counter!("nowcast_kafka_repartitioned_total").increment(moved);
+        let label = shared.spec.sources[0].name.clone();
+        for (i, count) in rejected.iter().enumerate() {
+            if *count > 0 {
+                shared.stats.rejected[i].fetch_add(*count, Ordering::Relaxed);
+                metrics::counter!("nowcast_events_rejected_total", "source" => label.clone(), "reason" => RejectReason::ALL[i].as_str())
+                    .increment(*count);
+            }
         }
         Ok(())
     }
@@ -683,7 +797,7 @@ impl MemberState {
             return Err(e);
         }
         let mut tpl = TopicPartitionList::new();
-        let topic = &shared.spec.sources[0].topic;
+        let topic = &self.topic;
         for (&p, part) in &self.parts {
             if let Some(next) = part.next_offset {
                 if part.committed != Some(next) {

@@ -131,6 +131,8 @@ impl KafkaRuntime {
         let deadline = Instant::now() + connect_timeout;
         let mut backoff = Duration::from_millis(250);
         let source_topic = spec.sources[0].topic.clone();
+        let repartition = spec.sources[0].repartition_topic.clone();
+        let input_topic = repartition.clone().unwrap_or_else(|| source_topic.clone());
         let partitions = loop {
             match partition_count(&probe, &source_topic) {
                 Ok(n) => break n,
@@ -142,10 +144,14 @@ impl KafkaRuntime {
                 Err(e) => return Err(e),
             }
         };
+        let partitions = match &repartition {
+            Some(t) => partition_count(&probe, t)?,
+            None => partitions,
+        };
         let features = partition_count(&probe, &kafka.features_topic)?;
         if features != partitions {
             return Err(KafkaError::Topics(format!(
-                "the feature store `{}` has {features} partitions but the source `{source_topic}` has {partitions}: they must be co-partitioned (see `nowcast topics plan`)",
+                "the feature store `{}` has {features} partitions but `{input_topic}` has {partitions}: they must be co-partitioned (see `nowcast topics plan`)",
                 kafka.features_topic
             )));
         }
@@ -165,6 +171,7 @@ impl KafkaRuntime {
             stats: Arc::new(Stats::new(1)),
             owned: RwLock::new(HashMap::new()),
             partitions,
+            input_topic,
             out_partitions,
             stop: AtomicBool::new(false),
             fault_abort_after: opts.fault_abort_after,
@@ -185,12 +192,22 @@ impl KafkaRuntime {
         shared.model.spawn_watcher(Duration::from_millis(
             shared.spec.model.reload_interval as u64,
         ));
-        let threads = (0..threads)
-            .map(|i| {
+        let mut stages = vec![member::Stage::Process];
+        if shared.spec.sources[0].repartition_topic.is_some() {
+            stages.push(member::Stage::Repartition);
+        }
+        let threads = stages
+            .into_iter()
+            .flat_map(|stage| (0..threads).map(move |i| (stage, i)))
+            .map(|(stage, i)| {
                 let shared = shared.clone();
+                let name = match stage {
+                    member::Stage::Process => format!("nowcast-kafka-{i}"),
+                    member::Stage::Repartition => format!("nowcast-rekey-{i}"),
+                };
                 std::thread::Builder::new()
-                    .name(format!("nowcast-kafka-{i}"))
-                    .spawn(move || member::run(shared, i))
+                    .name(name)
+                    .spawn(move || member::run(shared, i, stage))
                     .expect("spawn a processing thread")
             })
             .collect();

@@ -33,7 +33,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Engines of the source partitions owned by this instance.
     pub owned: RwLock<HashMap<i32, Arc<RwLock<Engine>>>>,
-    /// Partitions of the source topic (and of the feature-store topic).
+    /// The topic the processing members consume: the source, or its repartition topic.
+    pub input_topic: String,
+    /// Partitions of `input_topic` (and of the feature-store topic).
     pub partitions: i32,
     /// Partitions of the predictions, dead-letter and late topics.
     pub out_partitions: [i32; 3],

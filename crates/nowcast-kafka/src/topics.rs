@@ -45,8 +45,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// What a topic is for: decides its cleanup policy and whether its partition count is keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Raw events of a source (delete policy, hot retention, keyed).
+    /// Raw events of a source (delete policy, hot retention, keyed); also the internal topic
+    /// a source not keyed by the entity is re-keyed into.
     Source,
+    /// Raw events of a source that is not keyed by the entity (delete policy, hot retention,
+    /// any partition count): nowcast re-keys it into a `Source` topic.
+    Input,
     /// The compacted feature store / state changelog (keyed, co-partitioned with the sources).
     Features,
     /// Predictions.
@@ -66,6 +70,7 @@ impl Role {
     fn label(self) -> &'static str {
         match self {
             Role::Source => "source topic",
+            Role::Input => "input topic (re-keyed by nowcast)",
             Role::Features => "features topic",
             Role::Predictions => "predictions topic",
             Role::DeadLetters => "dead-letter topic",
@@ -116,7 +121,7 @@ impl TopicPlan {
                 "min.insync.replicas".to_string(),
                 k.min_insync_replicas.to_string(),
             );
-            if role == Role::Source {
+            if matches!(role, Role::Source | Role::Input) {
                 configs.insert("retention.ms".to_string(), k.retention.to_string());
             }
             TopicDecl {
@@ -127,11 +132,16 @@ impl TopicPlan {
                 configs,
             }
         };
-        let mut topics: Vec<TopicDecl> = spec
-            .sources
-            .iter()
-            .map(|s| decl(&s.topic, Role::Source))
-            .collect();
+        let mut topics: Vec<TopicDecl> = Vec::new();
+        for s in &spec.sources {
+            match &s.repartition_topic {
+                Some(internal) => {
+                    topics.push(decl(internal, Role::Source));
+                    topics.push(decl(&s.topic, Role::Input));
+                }
+                None => topics.push(decl(&s.topic, Role::Source)),
+            }
+        }
         topics.push(decl(&k.features_topic, Role::Features));
         topics.push(decl(&k.predictions_topic, Role::Predictions));
         topics.push(decl(&k.dead_letters_topic, Role::DeadLetters));
@@ -328,7 +338,8 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
         // A source whose count is wrong is named by the errors above: not "up to date".
         let flagged = t.role == Role::Source && a.partitions != declared;
         match t.role {
-            Role::Source => {}
+            // An input that nowcast re-keys may have any partition count.
+            Role::Source | Role::Input => {}
             Role::Features if a.partitions != keyed => {
                 let (with, how) = match existing_sources.as_slice() {
                     [] => (

@@ -37,6 +37,11 @@ pub struct SourceSection {
     /// Kafka topic of the source (with `[kafka]`). Default: the source name.
     #[serde(default)]
     pub topic: Option<String>,
+    /// With `[kafka]`: the topic is not keyed by `key_field` (e.g. keyed by session), so
+    /// nowcast first re-keys its records by entity through the internal topic
+    /// `<pipeline>.<source>.repartition`. Default false.
+    #[serde(default)]
+    pub repartition: Option<bool>,
     /// `json` (Avro and Protobuf come with schema-registry support).
     #[serde(default)]
     pub format: Option<String>,

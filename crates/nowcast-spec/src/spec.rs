@@ -48,6 +48,9 @@ pub struct Source {
     pub name: String,
     /// Kafka topic (used with `[kafka]`).
     pub topic: String,
+    /// With `[kafka]`: the internal topic the source is re-keyed into by entity, when the
+    /// source topic is not keyed by the entity.
+    pub repartition_topic: Option<String>,
     /// Entity key field.
     pub key_field: String,
     /// Event-time field.

@@ -337,6 +337,25 @@ impl Validator {
             }
         }
         let kafka = kafka_raw.map(|k| self.kafka(&k, &pipeline.name, partitions, &source_topics));
+        let mut sources = sources;
+        for (i, raw) in sources_raw.iter().enumerate() {
+            let Some(raw) = raw else { continue };
+            if raw.repartition != Some(true) {
+                continue;
+            }
+            if kafka.is_none() {
+                self.push(
+                    format!("sources[{i}].repartition"),
+                    "repartitioning applies to Kafka sources only",
+                    "remove it, or add a `[kafka]` section",
+                );
+                continue;
+            }
+            let name = format!("{}.{}.repartition", pipeline.name, raw.name);
+            if let Some(s) = sources.iter_mut().find(|s| s.name == raw.name) {
+                s.repartition_topic = Some(name);
+            }
+        }
         let engine = EngineConfig {
             sources: sources
                 .iter()
@@ -453,6 +472,7 @@ impl Validator {
             out.push(Source {
                 name: s.name.clone(),
                 topic: s.topic.clone().unwrap_or_else(|| s.name.clone()),
+                repartition_topic: None,
                 key_field: s.key_field.clone(),
                 time_field: s.time_field.clone(),
                 id_field: s.id_field.clone(),

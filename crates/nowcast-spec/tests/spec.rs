@@ -242,3 +242,21 @@ late = "bad topic"
     }
     assert!(!joined.contains("fetch.min.bytes"), "{joined}");
 }
+
+#[test]
+fn repartition_names_an_internal_topic_and_needs_kafka() {
+    let text = GOOD.replace(
+        "key_field = \"user\"",
+        "repartition = true\nkey_field = \"user\"",
+    );
+    let joined = problems(&text).join("\n");
+    assert!(
+        joined.contains("sources[0].repartition: repartitioning applies to Kafka sources only"),
+        "{joined}"
+    );
+    let spec = parse_spec(&format!("{text}\n[kafka]\n"), "test.toml", Path::new(".")).unwrap();
+    assert_eq!(
+        spec.sources[0].repartition_topic.as_deref(),
+        Some("t.tx.repartition")
+    );
+}

@@ -407,3 +407,81 @@ fn broker_restart_mid_run_loses_nothing() {
     assert!(wait(&mut child, Duration::from_secs(60)).success());
     check_final(&p, &BTreeMap::new());
 }
+
+#[test]
+fn source_keyed_by_session_is_rekeyed_by_entity_exactly_once() {
+    let Some(b) = broker() else { return };
+    // 3 source partitions keyed by session; 4 entity partitions downstream.
+    let p = Pipeline::with_repartition(&b, 4, "exactly-once", Some(3));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args([
+            "generate", "--events", "60000", "--users", "5000", "--seed", "15",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<&[u8]> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let sessions: Vec<String> = (0..lines.len()).map(|i| format!("s-{}", i % 977)).collect();
+    let mut records: Vec<harness::RawRecord<'_>> = lines
+        .iter()
+        .zip(&sessions)
+        .enumerate()
+        .map(|(i, (l, s))| ((i % 3) as i32, Some(s.as_bytes()), *l))
+        .collect();
+    records.push((0, Some(b"s-x"), b"{not json"));
+    p.produce_raw(&records);
+    let mut child = p.spawn("a", &[]);
+    std::thread::sleep(Duration::from_millis(2_500));
+    child.kill().unwrap(); // SIGKILL mid-run: both stages must stay exactly-once
+    child.wait().unwrap();
+    let mut child = p.spawn("a", &[]);
+    p.wait_caught_up(Duration::from_secs(180));
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+
+    // Every decodable source record reached the repartition topic once, on its entity's
+    // partition, keyed by the entity.
+    let k = p.kafka();
+    let rekeyed = p.read_all(&p.input_topic());
+    let mut want: Vec<&[u8]> = lines.clone();
+    let mut got: Vec<&[u8]> = rekeyed
+        .iter()
+        .map(|r| r.value.as_deref().unwrap())
+        .collect();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got.len(), want.len(), "re-keyed once each");
+    assert!(
+        got == want,
+        "the repartition topic holds exactly the valid source records"
+    );
+    for r in &rekeyed {
+        let key = r.key.as_deref().unwrap();
+        let user = r.json()["user_id"].as_str().unwrap().to_string();
+        assert_eq!(key, user.as_bytes());
+        assert_eq!(r.partition, nowcast_core::partition_for_key(key, 4) as i32);
+    }
+    // Re-keying interleaves the three source partitions, so some events arrive later than
+    // the allowed lateness: each event has exactly one prediction or one late record.
+    let late = p.read_all(&k.late_topic);
+    let id = |r: &Rec| r.json()["txn_id"].as_str().unwrap().to_string();
+    let late_ids: std::collections::HashSet<String> = late.iter().map(id).collect();
+    assert_eq!(late_ids.len(), late.len(), "late records are not repeated");
+    let on_time: Vec<Rec> = rekeyed
+        .iter()
+        .filter(|r| !late_ids.contains(&id(r)))
+        .cloned()
+        .collect();
+    eprintln!("{} on time, {} late", on_time.len(), late.len());
+    let preds = p.read_all(&k.predictions_topic);
+    assert_exactly_once(&p, &on_time, &preds);
+    let dead = reasons(&p.read_all(&k.dead_letters_topic));
+    assert_eq!(dead, BTreeMap::from([("malformed".to_string(), 1)]));
+    let (oracle, keys) = p.oracle();
+    let t = max_event_time(&rekeyed) + 1;
+    assert_same_state(&oracle, &p.stored(), &keys, t);
+}

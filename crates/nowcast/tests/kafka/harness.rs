@@ -57,6 +57,8 @@ pub type RawRecord<'a> = (i32, Option<&'a [u8]>, &'a [u8]);
 
 pub struct Pipeline {
     pub bootstrap: String,
+    /// Partitions of the source topic (differs from `partitions` when re-keyed).
+    pub source_partitions: i32,
     pub dir: tempfile::TempDir,
     pub spec_path: PathBuf,
     pub spec: PipelineSpec,
@@ -75,12 +77,24 @@ impl Pipeline {
     /// The Kafka example pipeline with unique names, `delivery`, and short timeouts so that
     /// a killed member's partitions and transactions are released quickly.
     pub fn new(bootstrap: &str, partitions: i32, delivery: &str) -> Pipeline {
+        Pipeline::with_repartition(bootstrap, partitions, delivery, None)
+    }
+
+    /// With `Some(n)`, the source topic has `n` partitions and is not keyed by the entity
+    /// (`repartition = true`): nowcast re-keys it into its repartition topic.
+    pub fn with_repartition(
+        bootstrap: &str,
+        partitions: i32,
+        delivery: &str,
+        source_partitions: Option<i32>,
+    ) -> Pipeline {
         let id = unique();
         let dir = tempfile::tempdir().unwrap();
         let example = std::fs::read_to_string(repo().join("examples/kafka/pipeline.toml")).unwrap();
         let models = repo().join("models");
         let text = example
             .replace("card-fraud.", &format!("{id}."))
+            .replace("name = \"card-fraud\"", &format!("name = \"{id}\""))
             .replace("\"nowcast-card-fraud\"", &format!("\"{id}\""))
             .replace("../../models", models.to_str().unwrap())
             .replace(
@@ -94,12 +108,21 @@ impl Pipeline {
             )
             .replace("../../data/kafka", "data")
             .replace("snapshot_interval = \"60s\"", "snapshot_interval = \"1s\"")
+            .replace(
+                "key_field = \"user_id\"",
+                if source_partitions.is_some() {
+                    "repartition = true\nkey_field = \"user_id\""
+                } else {
+                    "key_field = \"user_id\""
+                },
+            )
             + "\n[kafka.producer]\n\"transaction.timeout.ms\" = 10000\n";
         let spec_path = dir.path().join("pipeline.toml");
         std::fs::write(&spec_path, text).unwrap();
         let spec = nowcast_spec::read_spec(&spec_path).unwrap();
         let p = Pipeline {
             bootstrap: bootstrap.to_string(),
+            source_partitions: source_partitions.unwrap_or(partitions),
             dir,
             spec_path,
             spec,
@@ -117,23 +140,37 @@ impl Pipeline {
         self.spec.sources[0].topic.clone()
     }
 
+    /// What the processing members consume: the repartition topic, else the source.
+    pub fn input_topic(&self) -> String {
+        let s = &self.spec.sources[0];
+        s.repartition_topic
+            .clone()
+            .unwrap_or_else(|| s.topic.clone())
+    }
+
     fn create_topics(&self) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
             .unwrap();
         let k = self.kafka();
-        let names = [
+        let mut names = vec![
             self.source_topic(),
             k.features_topic.clone(),
             k.predictions_topic.clone(),
             k.dead_letters_topic.clone(),
             k.late_topic.clone(),
         ];
+        names.extend(self.spec.sources[0].repartition_topic.clone());
         let topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|n| {
-                let t = NewTopic::new(n, self.partitions, TopicReplication::Fixed(1));
+                let parts = if *n == self.source_topic() {
+                    self.source_partitions
+                } else {
+                    self.partitions
+                };
+                let t = NewTopic::new(n, parts, TopicReplication::Fixed(1));
                 if *n == k.features_topic {
                     t.set("cleanup.policy", "compact")
                 } else {
@@ -161,7 +198,7 @@ impl Pipeline {
             loop {
                 let md = c.fetch_metadata(Some(n), Duration::from_secs(5)).unwrap();
                 let t = &md.topics()[0];
-                if t.error().is_none() && t.partitions().len() == self.partitions as usize {
+                if t.error().is_none() && !t.partitions().is_empty() {
                     break;
                 }
                 assert!(Instant::now() < deadline, "topic {n} did not appear");
@@ -245,9 +282,10 @@ impl Pipeline {
             .set("enable.partition.eof", "true")
             .create()
             .unwrap();
+        let n = self.partitions_of(topic);
         let mut tpl = TopicPartitionList::new();
         let mut highs = BTreeMap::new();
-        for p in 0..self.partitions {
+        for p in 0..n {
             tpl.add_partition_offset(topic, p, Offset::Beginning)
                 .unwrap();
             let (low, high) = c
@@ -263,7 +301,7 @@ impl Pipeline {
             .map(|(p, _)| *p)
             .collect();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while done.len() < self.partitions as usize {
+        while done.len() < n as usize {
             assert!(
                 Instant::now() < deadline,
                 "reading {topic} timed out (an open transaction?): partitions done {done:?}, ends {highs:?}"
@@ -319,7 +357,7 @@ impl Pipeline {
         let mut d = Decoded::default();
         let now = nowcast_pipeline::now_ms();
         let mut keys = std::collections::BTreeSet::new();
-        for r in self.read_all(&self.source_topic()) {
+        for r in self.read_all(&self.input_topic()) {
             let Ok(()) = decoder.decode(r.value.as_deref().unwrap_or(b""), now, &mut d) else {
                 continue;
             };
@@ -334,64 +372,109 @@ impl Pipeline {
         (engines, keys.into_iter().collect())
     }
 
-    /// Waits until the group's committed offsets reach the end of every source partition.
-    pub fn wait_caught_up(&self, timeout: Duration) {
+    fn partitions_of(&self, topic: &str) -> i32 {
+        if *topic == self.source_topic() {
+            self.source_partitions
+        } else {
+            self.partitions
+        }
+    }
+
+    /// (group, topic) pairs whose committed offsets show the pipeline's progress.
+    fn stages(&self) -> Vec<(String, String)> {
+        let k = self.kafka();
+        let mut out = vec![(k.group.clone(), self.input_topic())];
+        if self.spec.sources[0].repartition_topic.is_some() {
+            out.push((format!("{}-repartition", k.group), self.source_topic()));
+        }
+        out
+    }
+
+    /// Records `group` has not committed yet on `topic`, and the committed total.
+    fn lag(&self, group: &str, topic: &str) -> (i64, i64) {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", &self.kafka().group)
+            .set("group.id", group)
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
-        let topic = self.source_topic();
+        let n = self.partitions_of(topic);
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..n {
+            tpl.add_partition(topic, p);
+        }
+        let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        let (mut behind, mut total) = (0, 0);
+        for p in 0..n {
+            let (_, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            let at = committed
+                .find_partition(topic, p)
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(0)
+                .max(0);
+            // Transaction markers occupy offsets too: past the last committed record the
+            // group is caught up even below the high watermark.
+            if high > at && self.committed_data_after(topic, p, at) {
+                behind += high - at;
+            }
+            total += at;
+        }
+        (behind, total)
+    }
+
+    /// Whether a read_committed reader finds a record at or after `offset`.
+    fn committed_data_after(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", format!("{}-peek", unique()))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match c.poll(Duration::from_millis(200)) {
+                Some(Ok(_)) => return true,
+                Some(Err(KafkaError::PartitionEOF(_))) => return false,
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Waits until every stage's committed offsets reach the end of its input.
+    pub fn wait_caught_up(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut tpl = TopicPartitionList::new();
-            for p in 0..self.partitions {
-                tpl.add_partition(&topic, p);
-            }
-            let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-            let behind: i64 = (0..self.partitions)
-                .map(|p| {
-                    let (_, high) = c
-                        .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                        .unwrap();
-                    let at = committed
-                        .find_partition(&topic, p)
-                        .and_then(|e| e.offset().to_raw())
-                        .unwrap_or(0)
-                        .max(0);
-                    high - at
-                })
+            // The re-keying stage first: the processing stage's end moves until it is done.
+            let behind: i64 = self
+                .stages()
+                .iter()
+                .rev()
+                .map(|(g, t)| self.lag(g, t).0)
                 .sum();
             if behind == 0 {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "the group is still {behind} records behind after {timeout:?}"
+                "the pipeline is still {behind} records behind after {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 
-    /// Records committed by the group so far (sum over partitions).
+    /// Records committed by the processing group so far (sum over partitions).
     pub fn committed(&self) -> i64 {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", &self.kafka().group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..self.partitions {
-            tpl.add_partition(&self.source_topic(), p);
-        }
-        let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-        committed
-            .elements()
-            .iter()
-            .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
-            .sum()
+        let (g, t) = &self.stages()[0];
+        self.lag(g, t).1
     }
 
     /// The engines as the feature-store topic holds them.
