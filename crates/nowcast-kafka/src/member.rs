@@ -10,8 +10,11 @@
 //! consumer, state restored from the committed changelog) rather than retried on the same
 //! producer epoch.
 //!
-//! At-least-once: the same records without a transaction; the producer is flushed (and every
-//! delivery confirmed) before the offsets are committed.
+//! At-least-once: the same records without a transaction, and no waiting: each commit closes
+//! an *epoch* of produced records; its offsets are committed (asynchronously) once every record
+//! of that epoch and the earlier ones is acknowledged, while processing goes on. A failed
+//! delivery rebuilds the member before the offsets move past it. Revocation and stopping wait
+//! for the acknowledgements and commit synchronously.
 //!
 //! Partitions are committed before they are revoked (`pre_rebalance`) and restored from the
 //! changelog when assigned (`post_rebalance`).
@@ -54,22 +57,37 @@ pub(crate) enum Stage {
     Repartition,
 }
 
-/// Counts failed deliveries (at-least-once must not commit past a lost record).
-#[derive(Default)]
+/// Epochs of produced records tracked at once (at-least-once commits in flight).
+const EPOCHS: usize = 64;
+
+/// Counts records in flight per epoch and failed deliveries (at-least-once must not commit
+/// past a lost record).
 pub(crate) struct ProdCtx {
     failures: AtomicU64,
     last: Mutex<Option<String>>,
+    outstanding: [std::sync::atomic::AtomicI64; EPOCHS],
+}
+
+impl Default for ProdCtx {
+    fn default() -> Self {
+        ProdCtx {
+            failures: AtomicU64::new(0),
+            last: Mutex::new(None),
+            outstanding: std::array::from_fn(|_| std::sync::atomic::AtomicI64::new(0)),
+        }
+    }
 }
 
 impl ClientContext for ProdCtx {}
 
 impl ProducerContext for ProdCtx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
         if let Err((e, _)) = result {
             self.failures.fetch_add(1, Ordering::Relaxed);
             *self.last.lock() = Some(e.to_string());
         }
+        self.outstanding[epoch % EPOCHS].fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -108,6 +126,10 @@ struct MemberState {
     pending: bool,
     /// After an error: revocations must not try to commit.
     failed: bool,
+    /// Epoch of the records being produced now (at-least-once).
+    epoch: usize,
+    /// Offsets to commit once their epoch (and every earlier one) is acknowledged.
+    awaiting: std::collections::VecDeque<(usize, TopicPartitionList)>,
     last_commit: Instant,
     decoded: Decoded,
     features: Vec<FeatureValue>,
@@ -131,7 +153,7 @@ impl ConsumerContext for MemberCtx {
         if let Rebalance::Revoke(tpl) = rebalance {
             let mut st = self.state.lock();
             if !st.failed {
-                if let Err(e) = st.commit(consumer) {
+                if let Err(e) = st.commit(consumer, true) {
                     st.failed = true;
                     self.error.lock().get_or_insert(e);
                 }
@@ -240,6 +262,8 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
             parts: BTreeMap::new(),
             pending: false,
             failed: false,
+            epoch: 0,
+            awaiting: std::collections::VecDeque::new(),
             last_commit: Instant::now(),
             decoded: Decoded::default(),
             features: Vec::new(),
@@ -288,7 +312,7 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         }
         if shared.stop.load(Ordering::Acquire) {
             let mut st = consumer.context().state.lock();
-            st.commit(consumer)?;
+            st.commit(consumer, true)?;
             st.snapshot_due(true)?;
             shared.stats.merge(&st.lat);
             return Ok(());
@@ -314,7 +338,9 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
             st.process(&batch)?;
         }
         if st.last_commit.elapsed() >= interval {
-            st.commit(consumer)?;
+            st.commit(consumer, false)?;
+        } else if !st.awaiting.is_empty() {
+            st.commit_acked(consumer, false)?;
         }
         if last_merge.elapsed() >= Duration::from_millis(50) {
             shared.stats.merge(&st.lat);
@@ -435,7 +461,8 @@ impl MemberState {
         headers: Option<OwnedHeaders>,
         timestamp: Option<i64>,
     ) -> Result<(), KafkaError> {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        let mut rec: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, self.epoch).partition(partition);
         if let Some(t) = timestamp {
             rec = rec.timestamp(t);
         }
@@ -448,6 +475,8 @@ impl MemberState {
         if let Some(h) = headers {
             rec = rec.headers(h);
         }
+        let outstanding = &self.producer.context().outstanding[self.epoch % EPOCHS];
+        outstanding.fetch_add(1, Ordering::AcqRel);
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
@@ -455,7 +484,10 @@ impl MemberState {
                     rec = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((e, _)) => return Err(KafkaError::client(format!("producing to {topic}"), e)),
+                Err((e, _)) => {
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
+                    return Err(KafkaError::client(format!("producing to {topic}"), e));
+                }
             }
         }
     }
@@ -755,13 +787,49 @@ impl MemberState {
     }
 
     /// Commits the changed entities' state, the outputs and the offsets (see the module docs).
-    fn commit(&mut self, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
+    fn commit(&mut self, consumer: &BaseConsumer<MemberCtx>, sync: bool) -> Result<(), KafkaError> {
         let started = Instant::now();
         // The interval counts from the end of this commit: processing always gets a full
         // interval between commits, however long a commit takes.
-        let result = self.commit_now(consumer, started);
+        let mut result = self.commit_now(consumer, started);
+        if result.is_ok() && sync {
+            result = self
+                .wait_delivered()
+                .and_then(|()| self.commit_acked(consumer, true));
+        }
         self.last_commit = Instant::now();
         result
+    }
+
+    /// At-least-once: commits the offsets of every epoch acknowledged so far (all of them,
+    /// synchronously, with `sync` after [`wait_delivered`](Self::wait_delivered)).
+    fn commit_acked(
+        &mut self,
+        consumer: &BaseConsumer<MemberCtx>,
+        sync: bool,
+    ) -> Result<(), KafkaError> {
+        let ctx = self.producer.context();
+        if ctx.failures.swap(0, Ordering::Relaxed) > 0 {
+            let last = ctx.last.lock().take().unwrap_or_default();
+            return Err(KafkaError::Unreachable(format!(
+                "records were not delivered ({last}); offsets not committed"
+            )));
+        }
+        while let Some((epoch, _)) = self.awaiting.front() {
+            if ctx.outstanding[epoch % EPOCHS].load(Ordering::Acquire) > 0 {
+                break;
+            }
+            let (_, tpl) = self.awaiting.pop_front().expect("front exists");
+            let mode = if sync && self.awaiting.is_empty() {
+                CommitMode::Sync
+            } else {
+                CommitMode::Async
+            };
+            consumer
+                .commit(&tpl, mode)
+                .map_err(|e| KafkaError::client("committing offsets", e))?;
+        }
+        Ok(())
     }
 
     fn commit_now(
@@ -825,19 +893,15 @@ impl MemberState {
                     .map_err(|e| KafkaError::client("committing the transaction", e))?;
             }
             Delivery::AtLeastOnce => {
-                self.wait_delivered()?;
-                let ctx = self.producer.context();
-                if ctx.failures.swap(0, Ordering::Relaxed) > 0 {
-                    let last = ctx.last.lock().take().unwrap_or_default();
-                    return Err(KafkaError::Unreachable(format!(
-                        "records were not delivered ({last}); offsets not committed"
-                    )));
+                // Close this epoch; its offsets go out once it is acknowledged.
+                if self.awaiting.len() >= EPOCHS - 1 {
+                    self.wait_delivered()?;
                 }
                 if tpl.count() > 0 {
-                    consumer
-                        .commit(&tpl, CommitMode::Sync)
-                        .map_err(|e| KafkaError::client("committing offsets", e))?;
+                    self.awaiting.push_back((self.epoch, tpl));
                 }
+                self.epoch = self.epoch.wrapping_add(1);
+                self.commit_acked(consumer, false)?;
             }
         }
         self.pending = false;

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nowcast_core::{partition_for_key, FeatureValue, Millis};
+use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::plan::InputPlan;
-use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, IngestOutcome, PredictOutput};
+use nowcast_pipeline::serving::{
+    evaluate_in, feature_names, features_answer, score_request, Evaluated,
+};
+use nowcast_serve::{BackendError, EntityFeatures, IngestOutcome, PredictOutput};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::Engine;
 use parking_lot::RwLock;
@@ -141,43 +144,18 @@ pub struct ReplicaBackend {
 }
 
 impl ReplicaBackend {
-    fn evaluate(
-        &self,
-        entity: &str,
-        now: Millis,
-        out: &mut Vec<FeatureValue>,
-    ) -> Option<Vec<Option<Millis>>> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let n = self.inner.engines.len() as u32;
-        let engine = self.inner.engines[partition_for_key(entity.as_bytes(), n) as usize].read();
-        if !engine.evaluate(entity, now, out) {
-            return None;
-        }
-        engine.newest_event_times(entity)
+        let engine = &self.inner.engines[partition_for_key(entity.as_bytes(), n) as usize];
+        let found = evaluate_in(&engine.read(), entity, now);
+        found
     }
 }
 
 impl nowcast_serve::Backend for ReplicaBackend {
     fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let mut values = Vec::new();
-        let newest = self.evaluate(entity, now, &mut values)?;
-        let features = self
-            .inner
-            .spec
-            .engine
-            .features
-            .iter()
-            .zip(values)
-            .map(|(f, value)| FeatureEntry {
-                name: f.name.clone(),
-                value,
-                age_ms: newest[f.source].map(|t| now - t),
-            })
-            .collect();
-        Some(EntityFeatures {
-            entity: entity.to_string(),
-            as_of: now,
-            features,
-        })
+        let found = self.evaluate(entity, now)?;
+        Some(features_answer(&self.inner.spec, entity, now, found))
     }
 
     fn predict(
@@ -186,18 +164,9 @@ impl nowcast_serve::Backend for ReplicaBackend {
         fields: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> Result<PredictOutput, BackendError> {
-        let mut values = Vec::new();
-        let known = self.evaluate(entity, now, &mut values).is_some();
         let i = &self.inner;
-        nowcast_pipeline::runtime::score_request(
-            &i.spec,
-            &i.plan,
-            &i.model,
-            entity,
-            known.then_some(values),
-            fields,
-            now,
-        )
+        let found = self.evaluate(entity, now).map(|e| e.values);
+        score_request(&i.spec, &i.plan, &i.model, entity, found, fields, now)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -208,12 +177,6 @@ impl nowcast_serve::Backend for ReplicaBackend {
     }
 
     fn feature_names(&self) -> Vec<String> {
-        self.inner
-            .spec
-            .engine
-            .features
-            .iter()
-            .map(|f| f.name.clone())
-            .collect()
+        feature_names(&self.inner.spec)
     }
 }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nowcast_core::{partition_for_key, FeatureValue, Millis};
+use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::decode::JsonDecoder;
 use nowcast_pipeline::plan::InputPlan;
+use nowcast_pipeline::serving::{
+    evaluate_in, feature_names, features_answer, score_request, Evaluated,
+};
 use nowcast_pipeline::stats::Stats;
-use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, IngestOutcome, PredictOutput};
+use nowcast_serve::{BackendError, EntityFeatures, IngestOutcome, PredictOutput};
 use nowcast_spec::PipelineSpec;
 use parking_lot::RwLock;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -69,6 +72,8 @@ pub struct KafkaReport {
     pub p50_ms: f64,
     /// P99.
     pub p99_ms: f64,
+    /// P99.9.
+    pub p999_ms: f64,
 }
 
 /// Partitions of `topic` as the broker reports them (a clear error when it does not exist).
@@ -252,6 +257,7 @@ impl KafkaRuntime {
             throughput_eps: events_in as f64 / elapsed.max(1e-9),
             p50_ms: ms(0.5),
             p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
         }
     }
 
@@ -306,44 +312,18 @@ pub struct OwnedBackend {
 }
 
 impl OwnedBackend {
-    fn evaluate(
-        &self,
-        entity: &str,
-        now: Millis,
-        out: &mut Vec<FeatureValue>,
-    ) -> Option<Vec<Option<Millis>>> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let p = partition_for_key(entity.as_bytes(), self.shared.partitions as u32) as i32;
         let engine = self.shared.owned.read().get(&p)?.clone();
-        let engine = engine.read();
-        if !engine.evaluate(entity, now, out) {
-            return None;
-        }
-        engine.newest_event_times(entity)
+        let found = evaluate_in(&engine.read(), entity, now);
+        found
     }
 }
 
 impl nowcast_serve::Backend for OwnedBackend {
     fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let mut values = Vec::new();
-        let newest = self.evaluate(entity, now, &mut values)?;
-        let features = self
-            .shared
-            .spec
-            .engine
-            .features
-            .iter()
-            .zip(values)
-            .map(|(f, value)| FeatureEntry {
-                name: f.name.clone(),
-                value,
-                age_ms: newest[f.source].map(|t| now - t),
-            })
-            .collect();
-        Some(EntityFeatures {
-            entity: entity.to_string(),
-            as_of: now,
-            features,
-        })
+        let found = self.evaluate(entity, now)?;
+        Some(features_answer(&self.shared.spec, entity, now, found))
     }
 
     fn predict(
@@ -352,17 +332,9 @@ impl nowcast_serve::Backend for OwnedBackend {
         fields: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> Result<PredictOutput, BackendError> {
-        let mut values = Vec::new();
-        let known = self.evaluate(entity, now, &mut values).is_some();
-        nowcast_pipeline::runtime::score_request(
-            &self.shared.spec,
-            &self.shared.plan,
-            &self.shared.model,
-            entity,
-            known.then_some(values),
-            fields,
-            now,
-        )
+        let sh = &self.shared;
+        let found = self.evaluate(entity, now).map(|e| e.values);
+        score_request(&sh.spec, &sh.plan, &sh.model, entity, found, fields, now)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -373,12 +345,6 @@ impl nowcast_serve::Backend for OwnedBackend {
     }
 
     fn feature_names(&self) -> Vec<String> {
-        self.shared
-            .spec
-            .engine
-            .features
-            .iter()
-            .map(|f| f.name.clone())
-            .collect()
+        feature_names(&self.shared.spec)
     }
 }

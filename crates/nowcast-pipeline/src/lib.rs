@@ -21,6 +21,7 @@ pub mod json;
 pub mod outputs;
 pub mod plan;
 pub mod runtime;
+pub mod serving;
 pub mod stats;
 pub mod worker;
 

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use nowcast_core::{partition_for_key, FeatureValue, Millis, RejectReason};
+use nowcast_core::{partition_for_key, Millis, RejectReason};
 use nowcast_log::{Log, LogConfig};
 use nowcast_model::{ModelHandle, ModelKind, ModelSpec};
-use nowcast_serve::{
-    BackendError, EntityFeatures, FeatureEntry, IngestLineError, IngestOutcome, PredictOutput,
-};
+use nowcast_serve::{BackendError, EntityFeatures, IngestLineError, IngestOutcome, PredictOutput};
 use nowcast_spec::{ModelKindDef, PipelineSpec};
-use nowcast_window::{Aggregation, Engine};
+use nowcast_window::Engine;
 use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::decode::{Decoded, JsonDecoder};
 use crate::outputs::PartitionOutputs;
 use crate::plan::InputPlan;
+use crate::serving::{evaluate_in, features_answer, score_request, Evaluated};
 use crate::stats::Stats;
 use crate::worker::{self, PartitionTask};
 use crate::{checkpoint, now_ms, PipelineError};
@@ -466,121 +465,22 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
         });
 }
 
-/// Scores `entity` for `POST /v1/predict`: its stream features (`None` for an unknown
-/// entity: every feature at its empty-window value) plus the request-time fields.
-pub fn score_request(
-    spec: &PipelineSpec,
-    plan: &InputPlan,
-    model: &ModelHandle,
-    entity: &str,
-    features: Option<Vec<FeatureValue>>,
-    fields: &serde_json::Map<String, serde_json::Value>,
-    now: Millis,
-) -> Result<PredictOutput, BackendError> {
-    let mut request = Vec::with_capacity(plan.request_fields.len());
-    for name in &plan.request_fields {
-        match fields.get(name) {
-            Some(v) => match v.as_f64() {
-                Some(x) if x.is_finite() => request.push(Some(x)),
-                _ => {
-                    return Err(BackendError::BadRequest(format!(
-                        "request field `{name}` is {v}, not a number"
-                    )))
-                }
-            },
-            None => {
-                return Err(BackendError::BadRequest(format!(
-                    "request field `{name}` is missing; the model takes it as an input"
-                )))
-            }
-        }
-    }
-    let known = features.is_some();
-    let values = features.unwrap_or_else(|| {
-        spec.engine
-            .features
-            .iter()
-            .map(|f| empty_value(&f.agg))
-            .collect()
-    });
-    let mut row = Vec::with_capacity(plan.len());
-    plan.row(&values, &request, &mut row);
-    let model = model.current();
-    let mut scores = Vec::with_capacity(1);
-    model
-        .score_batch(&row, 1, &mut scores)
-        .map_err(|e| BackendError::Internal(e.to_string()))?;
-    Ok(PredictOutput {
-        entity: entity.to_string(),
-        entity_known: known,
-        score: scores[0],
-        model: model.name().to_string(),
-        model_version: model.version().to_string(),
-        features: plan
-            .names
-            .iter()
-            .cloned()
-            .zip(row.iter().map(|v| *v as f64))
-            .collect(),
-        as_of: now,
-    })
-}
-
-/// The value an aggregation has over an empty window.
-pub fn empty_value(agg: &Aggregation) -> FeatureValue {
-    match agg {
-        Aggregation::Count
-        | Aggregation::Sum
-        | Aggregation::DistinctCount
-        | Aggregation::DecayedSum { .. } => FeatureValue::Num(0.0),
-        Aggregation::LastN(_) => FeatureValue::List(Vec::new()),
-        _ => FeatureValue::Null,
-    }
-}
-
 /// Serving over the live state.
 pub struct Backend {
     shared: Arc<Shared>,
 }
 
 impl Backend {
-    fn evaluate(
-        &self,
-        entity: &str,
-        now: Millis,
-        out: &mut Vec<FeatureValue>,
-    ) -> Option<Vec<Option<Millis>>> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let p = partition_for_key(entity.as_bytes(), self.shared.spec.partitions);
-        let engine = self.shared.shards[p as usize].read();
-        if !engine.evaluate(entity, now, out) {
-            return None;
-        }
-        engine.newest_event_times(entity)
+        evaluate_in(&self.shared.shards[p as usize].read(), entity, now)
     }
 }
 
 impl nowcast_serve::Backend for Backend {
     fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let mut values = Vec::new();
-        let newest = self.evaluate(entity, now, &mut values)?;
-        let features = self
-            .shared
-            .spec
-            .engine
-            .features
-            .iter()
-            .zip(values)
-            .map(|(f, value)| FeatureEntry {
-                name: f.name.clone(),
-                value,
-                age_ms: newest[f.source].map(|t| now - t),
-            })
-            .collect();
-        Some(EntityFeatures {
-            entity: entity.to_string(),
-            as_of: now,
-            features,
-        })
+        let found = self.evaluate(entity, now)?;
+        Some(features_answer(&self.shared.spec, entity, now, found))
     }
 
     fn predict(
@@ -589,15 +489,13 @@ impl nowcast_serve::Backend for Backend {
         fields: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> Result<PredictOutput, BackendError> {
-        let mut values = Vec::new();
-        let known = self.evaluate(entity, now, &mut values).is_some();
         let sh = &self.shared;
         score_request(
             &sh.spec,
             &sh.plan,
             &sh.model,
             entity,
-            known.then_some(values),
+            self.evaluate(entity, now).map(|e| e.values),
             fields,
             now,
         )

@@ -38,6 +38,10 @@ pub struct GenerateArgs {
     /// user) instead of writing JSON lines.
     #[arg(long, value_name = "CONFIG", conflicts_with = "output")]
     kafka: Option<PathBuf>,
+    /// Real time: emit at --rate events per second of wall-clock time, each stamped with the
+    /// current time (for latency measurements against a live pipeline).
+    #[arg(long)]
+    live: bool,
     /// Kafka bootstrap servers (with --kafka; default: the spec's, else `NOWCAST_KAFKA`).
     #[arg(long, requires = "kafka")]
     bootstrap: Option<String>,
@@ -99,13 +103,20 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         fraud_rate: a.fraud_rate,
     });
     let (mut key, mut line) = (Vec::new(), Vec::new());
+    let began = std::time::Instant::now();
     for i in 0..a.events {
         line.clear();
-        g.next_event(
-            start + (i as f64 * 1000.0 / a.rate) as i64,
-            &mut key,
-            &mut line,
-        );
+        let time = if a.live {
+            // Pace: event i is due at i / rate seconds after the start.
+            let due = std::time::Duration::from_secs_f64(i as f64 / a.rate);
+            if let Some(wait) = due.checked_sub(began.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            nowcast_pipeline::now_ms()
+        } else {
+            start + (i as f64 * 1000.0 / a.rate) as i64
+        };
+        g.next_event(time, &mut key, &mut line);
         match &mut sink {
             Sink::Lines(out) => {
                 line.push(b'\n');

@@ -1,0 +1,137 @@
+//! What every serving backend (embedded, Kafka instance, Kafka replica) shares: evaluating an
+//! entity in an engine, the `GET /v1/features` answer, and `POST /v1/predict` scoring.
+
+use nowcast_core::{FeatureValue, Millis};
+use nowcast_model::ModelHandle;
+use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, PredictOutput};
+use nowcast_spec::PipelineSpec;
+use nowcast_window::{Aggregation, Engine};
+
+use crate::plan::InputPlan;
+
+/// An entity's features at a time, with the newest event time per source.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    /// One value per feature, spec order.
+    pub values: Vec<FeatureValue>,
+    /// Newest applied event time per source (None: never seen).
+    pub newest: Vec<Option<Millis>>,
+}
+
+/// Evaluates `entity` in `engine` at `now`; `None` for an unknown entity.
+pub fn evaluate_in(engine: &Engine, entity: &str, now: Millis) -> Option<Evaluated> {
+    let mut values = Vec::new();
+    if !engine.evaluate(entity, now, &mut values) {
+        return None;
+    }
+    Some(Evaluated {
+        values,
+        newest: engine.newest_event_times(entity)?,
+    })
+}
+
+/// The `GET /v1/features/{entity}` answer: every feature with its age.
+pub fn features_answer(
+    spec: &PipelineSpec,
+    entity: &str,
+    now: Millis,
+    found: Evaluated,
+) -> EntityFeatures {
+    let features = spec
+        .engine
+        .features
+        .iter()
+        .zip(found.values)
+        .map(|(f, value)| FeatureEntry {
+            name: f.name.clone(),
+            value,
+            age_ms: found.newest[f.source].map(|t| now - t),
+        })
+        .collect();
+    EntityFeatures {
+        entity: entity.to_string(),
+        as_of: now,
+        features,
+    }
+}
+
+/// Feature names in spec order.
+pub fn feature_names(spec: &PipelineSpec) -> Vec<String> {
+    spec.engine
+        .features
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// Scores `entity` for `POST /v1/predict`: its stream features (`None` for an unknown
+/// entity: every feature at its empty-window value) plus the request-time fields.
+pub fn score_request(
+    spec: &PipelineSpec,
+    plan: &InputPlan,
+    model: &ModelHandle,
+    entity: &str,
+    features: Option<Vec<FeatureValue>>,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    now: Millis,
+) -> Result<PredictOutput, BackendError> {
+    let mut request = Vec::with_capacity(plan.request_fields.len());
+    for name in &plan.request_fields {
+        match fields.get(name) {
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() => request.push(Some(x)),
+                _ => {
+                    return Err(BackendError::BadRequest(format!(
+                        "request field `{name}` is {v}, not a number"
+                    )))
+                }
+            },
+            None => {
+                return Err(BackendError::BadRequest(format!(
+                    "request field `{name}` is missing; the model takes it as an input"
+                )))
+            }
+        }
+    }
+    let known = features.is_some();
+    let values = features.unwrap_or_else(|| {
+        spec.engine
+            .features
+            .iter()
+            .map(|f| empty_value(&f.agg))
+            .collect()
+    });
+    let mut row = Vec::with_capacity(plan.len());
+    plan.row(&values, &request, &mut row);
+    let model = model.current();
+    let mut scores = Vec::with_capacity(1);
+    model
+        .score_batch(&row, 1, &mut scores)
+        .map_err(|e| BackendError::Internal(e.to_string()))?;
+    Ok(PredictOutput {
+        entity: entity.to_string(),
+        entity_known: known,
+        score: scores[0],
+        model: model.name().to_string(),
+        model_version: model.version().to_string(),
+        features: plan
+            .names
+            .iter()
+            .cloned()
+            .zip(row.iter().map(|v| *v as f64))
+            .collect(),
+        as_of: now,
+    })
+}
+
+/// The value an aggregation has over an empty window.
+pub fn empty_value(agg: &Aggregation) -> FeatureValue {
+    match agg {
+        Aggregation::Count
+        | Aggregation::Sum
+        | Aggregation::DistinctCount
+        | Aggregation::DecayedSum { .. } => FeatureValue::Num(0.0),
+        Aggregation::LastN(_) => FeatureValue::List(Vec::new()),
+        _ => FeatureValue::Null,
+    }
+}
