@@ -42,10 +42,20 @@ pub fn run(
             }
         }
         let r = rt.report();
+        // This second's latencies (the report's are since the start).
+        let iv = rt.shared().stats.take_interval();
+        let q = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
         eprintln!(
-            "nowcast: {:>8.0} ev/s | p50 {:.1} ms p99 {:.1} ms | predictions {} | late {} | rejected {} | partitions {} | entities {} | commits {}",
+            "nowcast: {:>8.0} ev/s | this second p50 {:.1} ms p99 {:.1} ms | since start p99 {:.1} ms | predictions {} | late {} | rejected {} | partitions {} | entities {} | commits {}",
             (r.events_in - last.events_in) as f64 / (r.elapsed_s - last.elapsed_s).max(1e-9),
-            r.p50_ms,
+            q(&iv.event_to_prediction, 0.5),
+            q(&iv.event_to_prediction, 0.99),
             r.p99_ms,
             r.predictions_out,
             r.late,

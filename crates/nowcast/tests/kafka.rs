@@ -192,14 +192,16 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
         20_000 + (std::process::id() % 20_000) as u16 + 1
     );
     let log = p.dir.path().join("serve.log");
-    let mut replica = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
-        .args(["serve", "--config"])
-        .arg(&p.spec_path)
-        .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
-        .env("RUST_BACKTRACE", "0")
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut replica = harness::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+            .args(["serve", "--config"])
+            .arg(&p.spec_path)
+            .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
+            .env("RUST_BACKTRACE", "0")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let stored = p.read_all(&p.kafka().features_topic).len();
     let applied = format!("{stored} feature-store records applied, 0 unreadable");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -223,15 +225,17 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
     p.generate(20_000, 500, 13);
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let addr = format!("127.0.0.1:{port}");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
-        .args(["run", "--config"])
-        .arg(&p.spec_path)
-        .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = harness::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+            .args(["run", "--config"])
+            .arg(&p.spec_path)
+            .args(["--bootstrap", &p.bootstrap, "--addr", &addr])
+            .env("RUST_BACKTRACE", "0")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     p.wait_caught_up(Duration::from_secs(120));
     let (oracle, keys) = p.oracle();
     assert_served_like_oracle(&addr, &p, &oracle, &keys);

@@ -246,12 +246,12 @@ impl Pipeline {
     }
 
     /// Starts `nowcast run` as instance `instance`; stderr goes to a file in the temp dir.
-    pub fn spawn(&self, instance: &str, env: &[(&str, String)]) -> Child {
+    pub fn spawn(&self, instance: &str, env: &[(&str, String)]) -> Proc {
         self.spawn_logged(instance, env).0
     }
 
     /// [`spawn`](Pipeline::spawn), also returning the stderr log's path.
-    pub fn spawn_logged(&self, instance: &str, env: &[(&str, String)]) -> (Child, PathBuf) {
+    pub fn spawn_logged(&self, instance: &str, env: &[(&str, String)]) -> (Proc, PathBuf) {
         let log = self
             .dir
             .path()
@@ -267,7 +267,7 @@ impl Pipeline {
         for (k, v) in env {
             c.env(k, v);
         }
-        (c.spawn().unwrap(), log)
+        (Proc(c.spawn().unwrap()), log)
     }
 
     /// Every committed record of `topic`, in partition then offset order. Also asserts that
@@ -499,6 +499,31 @@ impl Pipeline {
                 .0
             })
             .collect()
+    }
+}
+
+/// A child process that is killed when dropped, so a failing test leaves nothing running.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
