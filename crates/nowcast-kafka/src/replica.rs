@@ -10,10 +10,8 @@ use std::time::Duration;
 use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::plan::InputPlan;
-use nowcast_pipeline::serving::{
-    evaluate_in, feature_names, features_answer, score_request, Evaluated,
-};
-use nowcast_serve::{BackendError, EntityFeatures, IngestOutcome, PredictOutput};
+use nowcast_pipeline::serving::{evaluate_in, Evaluated, Served, StateView};
+use nowcast_serve::{BackendError, IngestOutcome};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::Engine;
 use parking_lot::RwLock;
@@ -99,9 +97,9 @@ impl Replica {
 
     /// The serving backend.
     pub fn backend(&self) -> Arc<ReplicaBackend> {
-        Arc::new(ReplicaBackend {
+        Arc::new(Served(ReplicaState {
             inner: self.inner.clone(),
-        })
+        }))
     }
 
     /// Stops following.
@@ -139,34 +137,31 @@ fn follow(inner: &Inner, consumer: &BaseConsumer) {
 }
 
 /// Serving over the replica's state.
-pub struct ReplicaBackend {
+pub type ReplicaBackend = Served<ReplicaState>;
+
+/// The replica's engines, as serving reads them.
+pub struct ReplicaState {
     inner: Arc<Inner>,
 }
 
-impl ReplicaBackend {
+impl StateView for ReplicaState {
+    fn spec(&self) -> &PipelineSpec {
+        &self.inner.spec
+    }
+
+    fn plan(&self) -> &InputPlan {
+        &self.inner.plan
+    }
+
+    fn model(&self) -> &ModelHandle {
+        &self.inner.model
+    }
+
     fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let n = self.inner.engines.len() as u32;
         let engine = &self.inner.engines[partition_for_key(entity.as_bytes(), n) as usize];
         let found = evaluate_in(&engine.read(), entity, now);
         found
-    }
-}
-
-impl nowcast_serve::Backend for ReplicaBackend {
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let found = self.evaluate(entity, now)?;
-        Some(features_answer(&self.inner.spec, entity, now, found))
-    }
-
-    fn predict(
-        &self,
-        entity: &str,
-        fields: &serde_json::Map<String, serde_json::Value>,
-        now: Millis,
-    ) -> Result<PredictOutput, BackendError> {
-        let i = &self.inner;
-        let found = self.evaluate(entity, now).map(|e| e.values);
-        score_request(&i.spec, &i.plan, &i.model, entity, found, fields, now)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -174,9 +169,5 @@ impl nowcast_serve::Backend for ReplicaBackend {
             "a serving replica does not ingest: produce events to Kafka topic `{}`",
             self.inner.spec.sources[0].topic
         )))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        feature_names(&self.inner.spec)
     }
 }

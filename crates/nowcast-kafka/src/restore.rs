@@ -100,7 +100,10 @@ pub fn restore(
                 Some(Ok(m)) => {
                     info.records += 1;
                     let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                        continue;
+                        return Err(KafkaError::State(format!(
+                            "{topic}/{partition} offset {}: a record without a UTF-8 entity key (was the topic written by something other than nowcast?)",
+                            m.offset()
+                        )));
                     };
                     engine.restore_entity(key, m.payload()).map_err(|e| {
                         KafkaError::State(format!(

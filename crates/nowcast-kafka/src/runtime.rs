@@ -10,11 +10,9 @@ use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::decode::JsonDecoder;
 use nowcast_pipeline::plan::InputPlan;
-use nowcast_pipeline::serving::{
-    evaluate_in, feature_names, features_answer, score_request, Evaluated,
-};
+use nowcast_pipeline::serving::{evaluate_in, Evaluated, Served, StateView};
 use nowcast_pipeline::stats::Stats;
-use nowcast_serve::{BackendError, EntityFeatures, IngestOutcome, PredictOutput};
+use nowcast_serve::{BackendError, IngestOutcome};
 use nowcast_spec::PipelineSpec;
 use parking_lot::RwLock;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -278,9 +276,9 @@ impl KafkaRuntime {
 
     /// A serving backend over the partitions this instance owns.
     pub fn backend(&self) -> Arc<OwnedBackend> {
-        Arc::new(OwnedBackend {
+        Arc::new(Served(OwnedState {
             shared: self.shared.clone(),
-        })
+        }))
     }
 
     /// Commits and stops every processing thread, leaving the group.
@@ -305,36 +303,33 @@ impl KafkaRuntime {
     }
 }
 
-/// Serving from the live state of the owned partitions. An entity of a partition owned by
-/// another instance is answered 404 with a message saying so.
-pub struct OwnedBackend {
+/// Serving from the live state of the partitions this instance owns; an entity of a
+/// partition owned by another instance is unknown here (404): ask its owner or a replica.
+pub type OwnedBackend = Served<OwnedState>;
+
+/// The engines of the partitions this instance owns, as serving reads them.
+pub struct OwnedState {
     shared: Arc<Shared>,
 }
 
-impl OwnedBackend {
+impl StateView for OwnedState {
+    fn spec(&self) -> &PipelineSpec {
+        &self.shared.spec
+    }
+
+    fn plan(&self) -> &InputPlan {
+        &self.shared.plan
+    }
+
+    fn model(&self) -> &ModelHandle {
+        &self.shared.model
+    }
+
     fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let p = partition_for_key(entity.as_bytes(), self.shared.partitions as u32) as i32;
         let engine = self.shared.owned.read().get(&p)?.clone();
         let found = evaluate_in(&engine.read(), entity, now);
         found
-    }
-}
-
-impl nowcast_serve::Backend for OwnedBackend {
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let found = self.evaluate(entity, now)?;
-        Some(features_answer(&self.shared.spec, entity, now, found))
-    }
-
-    fn predict(
-        &self,
-        entity: &str,
-        fields: &serde_json::Map<String, serde_json::Value>,
-        now: Millis,
-    ) -> Result<PredictOutput, BackendError> {
-        let sh = &self.shared;
-        let found = self.evaluate(entity, now).map(|e| e.values);
-        score_request(&sh.spec, &sh.plan, &sh.model, entity, found, fields, now)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -342,9 +337,5 @@ impl nowcast_serve::Backend for OwnedBackend {
             "this pipeline reads Kafka topic `{}`: produce events there",
             self.shared.spec.sources[0].topic
         )))
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        feature_names(&self.shared.spec)
     }
 }

@@ -115,3 +115,63 @@ pub fn read(
     let engine = Engine::read_snapshot(config, r).map_err(|e| e.to_string())?;
     Ok(Some((engine, offset)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nowcast_window::{Aggregation, FeatureDef, Hop, Input, SourceDef, Window};
+
+    fn config() -> EngineConfig {
+        EngineConfig {
+            sources: vec![SourceDef {
+                name: "tx".into(),
+                allowed_lateness: 0,
+            }],
+            features: vec![FeatureDef {
+                name: "n".into(),
+                source: 0,
+                column: 0,
+                agg: Aggregation::Count,
+                window: Window {
+                    duration: 60_000,
+                    hop: Hop::Tiled(1_000),
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_read_back_and_a_bad_one_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path(), "f", 3, config()).unwrap().is_none());
+        let mut e = Engine::new(config()).unwrap();
+        e.apply("k", 0, 1_000, &[Input::Num(1.0)], None).unwrap();
+        write(dir.path(), "f", 3, 42, &e).unwrap();
+        let (back, offset) = read(dir.path(), "f", 3, config()).unwrap().unwrap();
+        assert_eq!(offset, 42);
+        assert_eq!(back.entities(), 1);
+
+        let err = read(dir.path(), "g", 3, config()).err().unwrap();
+        assert!(err.contains("snapshot is of f/3, not g/3"), "{err}");
+        let mut other = config();
+        other.features[0].name = "m".into();
+        assert!(
+            read(dir.path(), "f", 3, other).is_err(),
+            "another configuration"
+        );
+
+        let file = path(dir.path(), 3);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[14] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let err = read(dir.path(), "f", 3, config()).err().unwrap();
+        assert!(err.contains("header checksum mismatch"), "{err}");
+        bytes[14] ^= 1;
+        let n = bytes.len();
+        bytes[n - 1] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        assert!(read(dir.path(), "f", 3, config()).is_err(), "body checksum");
+        std::fs::write(&file, b"NCK").unwrap();
+        assert!(read(dir.path(), "f", 3, config()).is_err(), "truncated");
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 use nowcast_core::{partition_for_key, Millis, RejectReason};
 use nowcast_log::{Log, LogConfig};
 use nowcast_model::{ModelHandle, ModelKind, ModelSpec};
-use nowcast_serve::{BackendError, EntityFeatures, IngestLineError, IngestOutcome, PredictOutput};
+use nowcast_serve::{BackendError, IngestLineError, IngestOutcome};
 use nowcast_spec::{ModelKindDef, PipelineSpec};
 use nowcast_window::Engine;
 use parking_lot::RwLock;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::decode::{Decoded, JsonDecoder};
 use crate::outputs::PartitionOutputs;
 use crate::plan::InputPlan;
-use crate::serving::{evaluate_in, features_answer, score_request, Evaluated};
+use crate::serving::{evaluate_in, Evaluated, Served, StateView};
 use crate::stats::Stats;
 use crate::worker::{self, PartitionTask};
 use crate::{checkpoint, now_ms, PipelineError};
@@ -58,8 +58,6 @@ pub struct Shared {
     pub model: ModelHandle,
     /// Model input layout.
     pub plan: InputPlan,
-    /// Feature names in spec order.
-    pub feature_names: Vec<String>,
     /// Feature names as pre-rendered JSON keys.
     pub feature_keys: Vec<Vec<u8>>,
     /// Counters and latencies.
@@ -215,12 +213,6 @@ impl Runtime {
                 .map(|i| JsonDecoder::new(&spec, i))
                 .collect(),
             plan: InputPlan::new(&spec),
-            feature_names: spec
-                .engine
-                .features
-                .iter()
-                .map(|f| f.name.clone())
-                .collect(),
             feature_keys: spec
                 .engine
                 .features
@@ -277,9 +269,9 @@ impl Runtime {
 
     /// A serving backend over this runtime.
     pub fn backend(&self) -> Arc<Backend> {
-        Arc::new(Backend {
+        Arc::new(Served(LiveState {
             shared: self.shared.clone(),
-        })
+        }))
     }
 
     /// Appends one record for `source` keyed by `key` (the generator's fast path).
@@ -466,39 +458,29 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
 }
 
 /// Serving over the live state.
-pub struct Backend {
+pub type Backend = Served<LiveState>;
+
+/// The embedded runtime's per-partition engines, as serving reads them.
+pub struct LiveState {
     shared: Arc<Shared>,
 }
 
-impl Backend {
+impl StateView for LiveState {
+    fn spec(&self) -> &PipelineSpec {
+        &self.shared.spec
+    }
+
+    fn plan(&self) -> &InputPlan {
+        &self.shared.plan
+    }
+
+    fn model(&self) -> &ModelHandle {
+        &self.shared.model
+    }
+
     fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
         let p = partition_for_key(entity.as_bytes(), self.shared.spec.partitions);
         evaluate_in(&self.shared.shards[p as usize].read(), entity, now)
-    }
-}
-
-impl nowcast_serve::Backend for Backend {
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        let found = self.evaluate(entity, now)?;
-        Some(features_answer(&self.shared.spec, entity, now, found))
-    }
-
-    fn predict(
-        &self,
-        entity: &str,
-        fields: &serde_json::Map<String, serde_json::Value>,
-        now: Millis,
-    ) -> Result<PredictOutput, BackendError> {
-        let sh = &self.shared;
-        score_request(
-            &sh.spec,
-            &sh.plan,
-            &sh.model,
-            entity,
-            self.evaluate(entity, now).map(|e| e.values),
-            fields,
-            now,
-        )
     }
 
     fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -543,9 +525,5 @@ impl nowcast_serve::Backend for Backend {
                 .map_err(|e| BackendError::Unavailable(format!("input log: {e}")))?;
         }
         Ok(outcome)
-    }
-
-    fn feature_names(&self) -> Vec<String> {
-        self.shared.feature_names.clone()
     }
 }

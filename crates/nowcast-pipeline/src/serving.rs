@@ -3,11 +3,56 @@
 
 use nowcast_core::{FeatureValue, Millis};
 use nowcast_model::ModelHandle;
-use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, PredictOutput};
+use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, IngestOutcome, PredictOutput};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::{Aggregation, Engine};
 
 use crate::plan::InputPlan;
+
+/// The state a serving backend reads. [`Served`] turns it into the HTTP API's backend, so the
+/// embedded runtime, a Kafka instance and a Kafka replica answer reads the same way and differ
+/// only in where an entity's engine lives and in how events are ingested.
+pub trait StateView: Send + Sync + 'static {
+    /// The pipeline.
+    fn spec(&self) -> &PipelineSpec;
+    /// Model input layout.
+    fn plan(&self) -> &InputPlan;
+    /// The model.
+    fn model(&self) -> &ModelHandle;
+    /// `entity`'s features at `now` (see [`evaluate_in`]); `None` when unknown here.
+    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated>;
+    /// `POST /v1/events`.
+    fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError>;
+}
+
+/// A [`StateView`] served: implements [`nowcast_serve::Backend`].
+pub struct Served<S>(pub S);
+
+impl<S: StateView> nowcast_serve::Backend for Served<S> {
+    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
+        let found = self.0.evaluate(entity, now)?;
+        Some(features_answer(self.0.spec(), entity, now, found))
+    }
+
+    fn predict(
+        &self,
+        entity: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        now: Millis,
+    ) -> Result<PredictOutput, BackendError> {
+        let found = self.0.evaluate(entity, now).map(|e| e.values);
+        let v = &self.0;
+        score_request(v.spec(), v.plan(), v.model(), entity, found, fields, now)
+    }
+
+    fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {
+        self.0.ingest(body)
+    }
+
+    fn feature_names(&self) -> Vec<String> {
+        feature_names(self.0.spec())
+    }
+}
 
 /// An entity's features at a time, with the newest event time per source.
 #[derive(Debug, Clone)]

@@ -67,7 +67,7 @@ impl Engine {
         };
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.config.fingerprint().to_le_bytes());
+        out.extend_from_slice(&self.fingerprint.to_le_bytes());
         out.extend_from_slice(&self.seq.to_le_bytes());
         let mut e = Enc::new(&mut *out);
         write_entity(&mut e, ent, self.plan.sources.len())?;
@@ -104,7 +104,7 @@ impl Engine {
             });
         }
         let found = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
-        let expected = self.config.fingerprint();
+        let expected = self.fingerprint;
         if found != expected {
             return Err(WindowError::ConfigMismatch { expected, found });
         }

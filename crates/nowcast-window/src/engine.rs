@@ -14,6 +14,8 @@ use crate::{EngineConfig, Input, Late, WindowError};
 #[derive(Debug)]
 pub struct Engine {
     pub(crate) config: EngineConfig,
+    /// `config.fingerprint()`, computed once: snapshots and every changelog record carry it.
+    pub(crate) fingerprint: u64,
     pub(crate) plan: Plan,
     pub(crate) entities: EntityMap,
     /// Arrival counter: incremented per applied event, breaks time ties for last/last_n.
@@ -41,6 +43,7 @@ impl Engine {
     pub(crate) fn build(config: EngineConfig) -> Engine {
         let plan = Plan::new(&config);
         Engine {
+            fingerprint: config.fingerprint(),
             config,
             plan,
             entities: EntityMap::default(),

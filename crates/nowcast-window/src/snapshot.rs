@@ -69,7 +69,7 @@ impl Engine {
         let mut header = Vec::with_capacity(20);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&self.config.fingerprint().to_le_bytes());
+        header.extend_from_slice(&self.fingerprint.to_le_bytes());
         let hcrc = crc32fast::hash(&header);
         header.extend_from_slice(&hcrc.to_le_bytes());
         let mut w = BufWriter::with_capacity(1 << 16, w);

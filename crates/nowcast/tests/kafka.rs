@@ -130,9 +130,33 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
     eprintln!("kill timing seed {seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut killed_mid_run = 0;
-    for _ in 0..3 {
+    // Instance a's local store: the last kill waits until every partition has a snapshot, so
+    // the final restart must start from them (a kill before the first snapshot is random).
+    let store = p
+        .dir
+        .path()
+        .join("data/kafka")
+        .join(&p.kafka().group)
+        .join("a");
+    let snapshots = || {
+        (0..4)
+            .filter(|i| store.join(format!("p-{i:04}.snap")).exists())
+            .count()
+    };
+    for round in 0..3 {
         let mut child = p.spawn("a", &[]);
         std::thread::sleep(Duration::from_millis(rng.gen_range(1_500..4_000)));
+        if round == 2 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while snapshots() < 4 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no local snapshots in {}",
+                    store.display()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let before = p.committed();
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -142,6 +166,15 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
     }
     eprintln!("{killed_mid_run} of 3 kills landed before the input was fully committed");
     let (mut child, log) = p.spawn_logged("a", &[]);
+    // The input may be all committed already: wait for the restore itself before stopping.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while harness::owned(&log) < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions not restored"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     p.wait_caught_up(Duration::from_secs(180));
     terminate(&child);
     assert!(wait(&mut child, Duration::from_secs(60)).success());
@@ -222,6 +255,10 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
 fn at_least_once_serves_features_equal_to_the_oracle() {
     let Some(b) = broker() else { return };
     let p = Pipeline::new(&b, 2, "at-least-once");
+    // Two processing threads in this instance: two members of the group.
+    let text = std::fs::read_to_string(&p.spec_path).unwrap();
+    assert!(text.contains("threads = 1 "));
+    std::fs::write(&p.spec_path, text.replace("threads = 1 ", "threads = 2 ")).unwrap();
     p.generate(20_000, 500, 13);
     let port = 20_000 + (std::process::id() % 20_000) as u16;
     let addr = format!("127.0.0.1:{port}");
@@ -241,6 +278,14 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
     assert_served_like_oracle(&addr, &p, &oracle, &keys);
     let unknown = http_get(&addr, "/v1/features/nobody-at-all");
     assert!(unknown.contains("unknown_entity"), "{unknown}");
+    // POST /v1/predict scores a known entity on its live features plus request fields.
+    let body = format!(r#"{{"entity":"{}","fields":{{"amount":120.5}}}}"#, keys[0]);
+    let v: serde_json::Value =
+        serde_json::from_str(&http_request(&addr, "POST", "/v1/predict", &body)).unwrap();
+    assert_eq!(v["entity_known"], true, "{v}");
+    let score = v["score"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&score), "{v}");
+    assert_eq!(v["features"]["amount"], 120.5, "{v}");
     terminate(&child);
     assert!(wait(&mut child, Duration::from_secs(60)).success());
     let source = p.read_all(&p.source_topic());
@@ -284,6 +329,10 @@ fn assert_served_like_oracle(
 }
 
 fn http_get(addr: &str, path: &str) -> String {
+    http_request(addr, "GET", path, "")
+}
+
+fn http_request(addr: &str, method: &str, path: &str, body: &str) -> String {
     use std::io::Write;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -291,7 +340,8 @@ fn http_get(addr: &str, path: &str) -> String {
             Ok(mut s) => {
                 write!(
                     s,
-                    "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                    "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
                 )
                 .unwrap();
                 let mut out = String::new();

@@ -109,7 +109,6 @@ struct Part {
 
 /// What a prediction needs besides its row, kept until the batch is scored.
 struct Meta {
-    partition: i32,
     event_id: String,
     entity: String,
     event_time: i64,

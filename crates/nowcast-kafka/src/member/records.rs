@@ -62,7 +62,6 @@ impl MemberState {
                 continue;
             }
             read += 1;
-            let engine = part.engine.clone();
             let value = m.payload().unwrap_or(&[]);
             let outcome = shared.decoder.decode(value, now, &mut self.decoded);
             let outcome = outcome.map_err(|e| (e.reason, e.detail)).and_then(|()| {
@@ -84,10 +83,13 @@ impl MemberState {
                 self.reject(m, false, reason.as_str(), &detail)?;
             } else {
                 let d = &self.decoded;
-                let result =
-                    engine
-                        .write()
-                        .apply(&d.key, 0, d.time, &d.inputs, Some(&mut self.features));
+                let result = self.parts[&p].engine.write().apply(
+                    &d.key,
+                    0,
+                    d.time,
+                    &d.inputs,
+                    Some(&mut self.features),
+                );
                 match result {
                     Err(Late { watermark, newest }) => {
                         late += 1;
@@ -105,7 +107,6 @@ impl MemberState {
                         };
                         shared.plan.row(&self.features, &d.request, &mut self.rows);
                         self.metas.push(Meta {
-                            partition: p,
                             event_id,
                             entity: d.key.clone(),
                             event_time: d.time,
@@ -164,7 +165,6 @@ impl MemberState {
                 (emit - meta.event_time) * 1000,
                 (emit - meta.ingest_time) * 1000,
             );
-            let _ = meta.partition;
         }
         self.line = line;
         self.metas = metas;
