@@ -52,11 +52,29 @@ pub enum RejectReason {
     /// The record sits on a different partition than its entity key hashes to, so the
     /// entity's state would be split (the topic is not keyed by the entity).
     WrongPartition,
+    /// The record is not in the Confluent wire format (magic byte 0, 4-byte schema id).
+    BadFraming,
+    /// The record's schema id is unknown to the registry (or to the local schemas).
+    UnknownSchema,
+    /// The registry could not be reached to resolve the record's schema id (after retries,
+    /// under the source's `on_registry_error = "dead_letter"` policy).
+    RegistryUnavailable,
+    /// The record's writer schema cannot be used: another format than the source's, not a
+    /// record or message at the top, or unparsable.
+    BadSchema,
+    /// The Avro or Protobuf payload is truncated or corrupt.
+    CorruptPayload,
+    /// The Protobuf message-index list points at no message of the schema.
+    BadMessageIndex,
+    /// The record's schema gives a field the pipeline reads a type it cannot use.
+    TypeMismatch,
+    /// The record's schema lacks a field the pipeline reads, and no reader default fills it.
+    MissingField,
 }
 
 impl RejectReason {
     /// Every reason, in a stable order (for metrics and reports).
-    pub const ALL: [RejectReason; 8] = [
+    pub const ALL: [RejectReason; 16] = [
         RejectReason::Malformed,
         RejectReason::MissingKey,
         RejectReason::MissingTime,
@@ -65,6 +83,14 @@ impl RejectReason {
         RejectReason::NotNumeric,
         RejectReason::Oversized,
         RejectReason::WrongPartition,
+        RejectReason::BadFraming,
+        RejectReason::UnknownSchema,
+        RejectReason::RegistryUnavailable,
+        RejectReason::BadSchema,
+        RejectReason::CorruptPayload,
+        RejectReason::BadMessageIndex,
+        RejectReason::TypeMismatch,
+        RejectReason::MissingField,
     ];
 
     /// The snake_case label of this reason.
@@ -78,6 +104,14 @@ impl RejectReason {
             RejectReason::NotNumeric => "not_numeric",
             RejectReason::Oversized => "oversized",
             RejectReason::WrongPartition => "wrong_partition",
+            RejectReason::BadFraming => "bad_framing",
+            RejectReason::UnknownSchema => "unknown_schema",
+            RejectReason::RegistryUnavailable => "registry_unavailable",
+            RejectReason::BadSchema => "bad_schema",
+            RejectReason::CorruptPayload => "corrupt_payload",
+            RejectReason::BadMessageIndex => "bad_message_index",
+            RejectReason::TypeMismatch => "type_mismatch",
+            RejectReason::MissingField => "missing_field",
         }
     }
 }

@@ -36,6 +36,11 @@ pub enum KafkaError {
     /// The model failed.
     #[error("model: {0}")]
     Model(String),
+    /// A record's schema could not be fetched (the registry is down) under the source's
+    /// `on_registry_error = "stop"` policy: the member is rebuilt from its last commit and
+    /// retries, with backoff, until the registry answers.
+    #[error("schema registry: {0}")]
+    Registry(String),
     /// Building the pipeline failed.
     #[error(transparent)]
     Pipeline(#[from] nowcast_pipeline::PipelineError),

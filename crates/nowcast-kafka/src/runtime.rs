@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
-use nowcast_pipeline::decode::JsonDecoder;
+use nowcast_pipeline::decode::Decoder;
 use nowcast_pipeline::plan::InputPlan;
 use nowcast_pipeline::serving::{evaluate_in, Evaluated, Served, StateView};
 use nowcast_pipeline::stats::Stats;
@@ -168,7 +168,7 @@ impl KafkaRuntime {
             .map_err(|e| KafkaError::Model(e.to_string()))?;
         let threads = kafka.threads;
         let shared = Arc::new(Shared {
-            decoder: JsonDecoder::new(&spec, 0),
+            decoder: Decoder::new(&spec, 0, nowcast_pipeline::formats::registry_client(&spec)?)?,
             plan: InputPlan::new(&spec),
             model,
             stats: Arc::new(Stats::new(1)),

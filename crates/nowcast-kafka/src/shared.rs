@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use nowcast_model::ModelHandle;
-use nowcast_pipeline::decode::JsonDecoder;
+use nowcast_pipeline::decode::Decoder;
 use nowcast_pipeline::plan::InputPlan;
 use nowcast_pipeline::stats::Stats;
 use nowcast_spec::{KafkaSpec, PipelineSpec};
@@ -24,7 +24,7 @@ pub struct Shared {
     /// This instance's id.
     pub instance: String,
     /// The source's decoder.
-    pub decoder: JsonDecoder,
+    pub decoder: Decoder,
     /// Model input layout.
     pub plan: InputPlan,
     /// The model.

@@ -27,66 +27,21 @@ use nowcast_window::Input;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 
-/// A refused record: the reason and what exactly was wrong.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodeError {
-    /// Machine-readable reason.
-    pub reason: RejectReason,
-    /// Readable detail.
-    pub detail: String,
-}
+pub use nowcast_schema::DecodeError;
+use nowcast_schema::{
+    Format, Framing, Need, Needs, OnRegistryError, Registry, SchemaSource, SourceConfig, Use, Val,
+};
+use nowcast_spec::{BinaryFormat, RegistryPolicy, SourceFormat};
+use std::sync::Arc;
 
-impl DecodeError {
-    fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
+use crate::PipelineError;
 
-/// A field value as read from JSON.
-#[derive(Debug, Clone, PartialEq)]
-enum Val<'a> {
-    Absent,
-    Null,
-    Bool(bool),
-    Num(f64),
-    /// An integer that fits i64 exactly (keys, epoch-millisecond times).
-    Int(i64),
-    Str(Cow<'a, str>),
-    /// An object or array.
-    Composite,
-}
-
-impl Val<'_> {
-    fn describe(&self) -> String {
-        match self {
-            Val::Absent => "absent".into(),
-            Val::Null => "null".into(),
-            Val::Bool(b) => b.to_string(),
-            Val::Num(n) => n.to_string(),
-            Val::Int(n) => n.to_string(),
-            Val::Str(s) => format!("{s:?}"),
-            Val::Composite => "an object or array".into(),
-        }
-    }
-
-    fn number(&self) -> Option<f64> {
-        match self {
-            Val::Num(n) => Some(*n),
-            Val::Int(i) => Some(*i as f64),
-            _ => None,
-        }
-    }
-
-    fn matches(&self, s: &Scalar) -> bool {
-        match (self, s) {
-            (Val::Str(a), Scalar::Str(b)) => a == b,
-            (Val::Bool(a), Scalar::Bool(b)) => a == b,
-            (v, Scalar::Num(b)) => v.number() == Some(*b),
-            _ => false,
-        }
+fn matches(v: &Val<'_>, s: &Scalar) -> bool {
+    match (v, s) {
+        (Val::Str(a), Scalar::Str(b)) => a == b,
+        (Val::Bool(a), Scalar::Bool(b)) => a == b,
+        (v, Scalar::Num(b)) => v.number() == Some(*b),
+        _ => false,
     }
 }
 
@@ -98,9 +53,10 @@ struct FeatureSlot {
     filter: Option<(usize, FilterOp)>,
 }
 
-/// Decodes one source's JSON records.
+/// Decodes one source's records — JSON, or Avro / Protobuf through
+/// [`nowcast_schema::SchemaSource`] — into the parts the pipeline uses.
 #[derive(Debug, Clone)]
-pub struct JsonDecoder {
+pub struct Decoder {
     fields: FieldTable,
     names: Vec<String>,
     key: usize,
@@ -110,6 +66,10 @@ pub struct JsonDecoder {
     request: Vec<usize>,
     max_future: Millis,
     max_bytes: usize,
+    /// Avro or Protobuf; `None` for JSON.
+    binary: Option<Arc<SchemaSource>>,
+    /// A registry outage stops processing instead of dead-lettering (`on_registry_error`).
+    stop_on_registry_error: bool,
 }
 
 /// The decoded parts of one event, in buffers reused between records.
@@ -127,9 +87,99 @@ pub struct Decoded {
     pub request: Vec<Option<f64>>,
 }
 
-impl JsonDecoder {
-    /// Builds the decoder for source `source` of `spec`.
-    pub fn new(spec: &PipelineSpec, source: usize) -> JsonDecoder {
+impl Decoder {
+    /// Builds the decoder for source `source` of `spec`: for Avro and Protobuf it loads the
+    /// local schema and connects the registry client (`registry`, see [`registry_client`]).
+    pub fn new(
+        spec: &PipelineSpec,
+        source: usize,
+        registry: Option<Arc<Registry>>,
+    ) -> Result<Decoder, PipelineError> {
+        let mut d = Decoder::fields(spec, source);
+        if let SourceFormat::Schema(f) = &spec.sources[source].format {
+            let needs = d.needs();
+            let local = crate::formats::local_schema(f)?;
+            let config = SourceConfig {
+                format: match f.format {
+                    BinaryFormat::Avro => Format::Avro,
+                    BinaryFormat::Protobuf => Format::Protobuf,
+                },
+                framing: match f.framing {
+                    nowcast_spec::Framing::Confluent => Framing::Confluent,
+                    nowcast_spec::Framing::Bare => Framing::Bare,
+                },
+                local,
+                on_registry_error: match f.on_registry_error {
+                    RegistryPolicy::Stop => OnRegistryError::Stop,
+                    RegistryPolicy::DeadLetter => OnRegistryError::DeadLetter,
+                },
+            };
+            let name = &spec.sources[source].name;
+            let src = SchemaSource::new(config, needs, registry)
+                .map_err(|e| PipelineError::Schema(format!("source `{name}`: {e}")))?;
+            d.binary = Some(Arc::new(src));
+            d.stop_on_registry_error = f.on_registry_error == RegistryPolicy::Stop;
+        }
+        Ok(d)
+    }
+
+    /// Whether refusing a record for `e` must stop processing instead of dead-lettering it
+    /// (the registry is down and the source's policy is `stop`). Nothing past the record may
+    /// be committed then: it is read again after a restart.
+    pub fn stops_on(&self, e: &DecodeError) -> bool {
+        self.stop_on_registry_error && e.reason == RejectReason::RegistryUnavailable
+    }
+
+    /// The fields this decoder reads, in slot order, with how the pipeline uses each.
+    pub fn needs(&self) -> Needs {
+        let mut usage: Vec<Option<Use>> = vec![None; self.names.len()];
+        let mut set = |slot: usize, u: Use| {
+            let rank = |u: Use| match u {
+                Use::Key | Use::Time => 3,
+                Use::Number => 2,
+                Use::Scalar => 1,
+            };
+            if usage[slot].is_none_or(|old| rank(u) > rank(old)) {
+                usage[slot] = Some(u);
+            }
+        };
+        set(self.key, Use::Key);
+        set(self.time, Use::Time);
+        for f in &self.features {
+            if let Some(field) = f.field {
+                set(
+                    field,
+                    match f.kind {
+                        InputKind::Number => Use::Number,
+                        InputKind::Presence | InputKind::Hash => Use::Scalar,
+                    },
+                );
+            }
+            if let Some((field, _)) = &f.filter {
+                set(*field, Use::Scalar);
+            }
+        }
+        for &r in &self.request {
+            set(r, Use::Number);
+        }
+        if let Some(id) = self.id {
+            set(id, Use::Scalar);
+        }
+        Needs(
+            self.names
+                .iter()
+                .zip(usage)
+                .enumerate()
+                .map(|(slot, (name, u))| Need {
+                    name: name.clone(),
+                    usage: u.unwrap_or(Use::Scalar),
+                    required: Some(slot) != self.id,
+                })
+                .collect(),
+        )
+    }
+
+    fn fields(spec: &PipelineSpec, source: usize) -> Decoder {
         let src = &spec.sources[source];
         let mut fields = HashMap::new();
         let mut names = Vec::new();
@@ -163,7 +213,9 @@ impl JsonDecoder {
             })
             .collect();
         let request = spec.model.request_fields.iter().map(|f| slot(f)).collect();
-        JsonDecoder {
+        Decoder {
+            binary: None,
+            stop_on_registry_error: false,
             fields: FieldTable(
                 fields
                     .into_iter()
@@ -193,6 +245,9 @@ impl JsonDecoder {
                 ),
             ));
         }
+        // The compiled reader of a binary record's writer schema, held while the values
+        // borrow from it.
+        let held;
         // Field values live on the stack for up to 16 fields (no allocation per record).
         let mut on_stack: [Val<'_>; 16] = std::array::from_fn(|_| Val::Absent);
         let mut on_heap: Vec<Val<'_>>;
@@ -202,15 +257,30 @@ impl JsonDecoder {
             on_heap = vec![Val::Absent; self.names.len()];
             &mut on_heap
         };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        de.deserialize_map(RecordVisitor {
-            fields: &self.fields,
-            vals: &mut *vals,
-        })
-        .and_then(|()| de.end())
-        .map_err(|e| {
-            DecodeError::new(RejectReason::Malformed, format!("not a JSON object: {e}"))
-        })?;
+        match &self.binary {
+            None => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                de.deserialize_map(RecordVisitor {
+                    fields: &self.fields,
+                    vals: &mut *vals,
+                })
+                .and_then(|()| de.end())
+                .map_err(|e| {
+                    DecodeError::new(RejectReason::Malformed, format!("not a JSON object: {e}"))
+                })?;
+            }
+            Some(src) => {
+                let mut path = Vec::new();
+                let (reader, payload) = src
+                    .resolve(bytes, &mut path)
+                    .map_err(|e| e.unwrap_or_else(|stop| stop.0))?;
+                held = reader;
+                match &*held {
+                    Ok(compiled) => compiled.read(payload, vals)?,
+                    Err(e) => return Err(e.clone()),
+                }
+            }
+        }
 
         out.key.clear();
         match &vals[self.key] {
@@ -289,11 +359,11 @@ impl JsonDecoder {
                 Some((slot, op)) => {
                     let v = &vals[*slot];
                     match op {
-                        FilterOp::Equals(s) => v.matches(s),
+                        FilterOp::Equals(s) => matches(v, s),
                         FilterOp::NotEquals(s) => {
-                            !matches!(v, Val::Absent | Val::Null) && !v.matches(s)
+                            !matches!(v, Val::Absent | Val::Null) && !matches(v, s)
                         }
-                        FilterOp::In(items) => items.iter().any(|s| v.matches(s)),
+                        FilterOp::In(items) => items.iter().any(|s| matches(v, s)),
                     }
                 }
             };

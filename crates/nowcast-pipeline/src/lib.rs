@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod decode;
+pub mod formats;
 pub mod gen;
 pub mod json;
 pub mod outputs;
@@ -52,6 +53,10 @@ pub enum PipelineError {
     /// Stored data is inconsistent.
     #[error("{0}")]
     Corrupt(String),
+    /// A schema or the schema registry is unusable (a local schema that does not parse, an
+    /// unreachable registry under the `stop` policy).
+    #[error("schema: {0}")]
+    Schema(String),
 }
 
 impl PipelineError {

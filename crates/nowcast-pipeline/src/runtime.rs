@@ -16,7 +16,7 @@ use nowcast_window::Engine;
 use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::decode::{Decoded, JsonDecoder};
+use crate::decode::{Decoded, Decoder};
 use crate::outputs::PartitionOutputs;
 use crate::plan::InputPlan;
 use crate::serving::{evaluate_in, Evaluated, Served, StateView};
@@ -53,7 +53,7 @@ pub struct Shared {
     /// Window engine per partition.
     pub shards: Vec<Arc<RwLock<Engine>>>,
     /// Decoder per source.
-    pub decoders: Vec<JsonDecoder>,
+    pub decoders: Vec<Decoder>,
     /// The model.
     pub model: ModelHandle,
     /// Model input layout.
@@ -209,9 +209,12 @@ impl Runtime {
             });
         }
         let shared = Arc::new(Shared {
-            decoders: (0..spec.sources.len())
-                .map(|i| JsonDecoder::new(&spec, i))
-                .collect(),
+            decoders: {
+                let registry = crate::formats::registry_client(&spec)?;
+                (0..spec.sources.len())
+                    .map(|i| Decoder::new(&spec, i, registry.clone()))
+                    .collect::<Result<_, _>>()?
+            },
             plan: InputPlan::new(&spec),
             feature_keys: spec
                 .engine

@@ -181,6 +181,12 @@ fn process(
             parking_lot::RwLockWriteGuard::bump(&mut engine);
         }
         if let Err(e) = decoder.decode(rec.value, now, &mut s.decoded) {
+            if decoder.stops_on(&e) {
+                return Err(PipelineError::Schema(format!(
+                    "source `{}` partition {partition} offset {}: {} (on_registry_error = \"stop\")",
+                    src.name, rec.offset, e.detail
+                )));
+            }
             rejected[reason_index(e.reason)] += 1;
             s.line.clear();
             JsonLine::dead_letter(

@@ -11,11 +11,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod formats;
 mod kafka;
 pub mod raw;
 mod spec;
 mod validate;
 
+pub use formats::{
+    BinaryFormat, Framing, RegistryPolicy, RegistrySection, RegistrySpec, SchemaFormat,
+    SourceFormat, SubjectStrategy,
+};
 pub use kafka::{topic_name_problem, Delivery, KafkaSection, KafkaSpec, TopicsSection};
 pub use spec::*;
 pub use validate::{parse_spec, read_spec};

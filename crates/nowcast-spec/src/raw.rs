@@ -42,9 +42,29 @@ pub struct SourceSection {
     /// `<pipeline>.<source>.repartition`. Default false.
     #[serde(default)]
     pub repartition: Option<bool>,
-    /// `json` (Avro and Protobuf come with schema-registry support).
+    /// `json` (default), `avro` or `protobuf`.
     #[serde(default)]
     pub format: Option<String>,
+    /// Avro or Protobuf: a local schema file (`.avsc`, `.proto`), relative to the spec file.
+    /// The writer schema under `framing = "bare"`; for Avro in the Confluent framing, the
+    /// reader schema (defaults and aliases for fields a writer lacks).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Bare Protobuf: the message the records hold (`package.Message`).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `confluent` (magic byte and schema id; default with `[registry]`) or `bare` (payload
+    /// only, written with `schema`; default without).
+    #[serde(default)]
+    pub framing: Option<String>,
+    /// The registry subject of the source's schemas (checked by `validate`). Default by the
+    /// registry's subject strategy (`<topic>-value`).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// When the registry cannot be reached for a schema id not yet cached: `stop` (default;
+    /// nothing past the record is committed) or `dead_letter`.
+    #[serde(default)]
+    pub on_registry_error: Option<String>,
     /// The field holding the entity key (string or integer).
     pub key_field: String,
     /// The field holding the event time: RFC 3339 text or epoch milliseconds.

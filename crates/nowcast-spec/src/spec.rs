@@ -39,6 +39,8 @@ pub struct PipelineSpec {
     pub write_features: bool,
     /// Run on Apache Kafka (`[kafka]`) instead of the embedded log.
     pub kafka: Option<crate::KafkaSpec>,
+    /// The schema registry (`[registry]`).
+    pub registry: Option<crate::RegistrySpec>,
 }
 
 /// A source of events.
@@ -57,6 +59,8 @@ pub struct Source {
     pub time_field: String,
     /// Event-id field.
     pub id_field: Option<String>,
+    /// How records are encoded.
+    pub format: crate::SourceFormat,
     /// Allowed lateness.
     pub allowed_lateness: Millis,
     /// Largest accepted lead of event time over the wall clock.

@@ -13,7 +13,7 @@ use crate::spec::*;
 use crate::{Problem, SpecError};
 
 const TOP_KEYS: &[&str] = &[
-    "pipeline", "sources", "features", "model", "serving", "slo", "outputs", "kafka",
+    "pipeline", "sources", "features", "model", "serving", "slo", "outputs", "kafka", "registry",
 ];
 const AGGREGATIONS: &[&str] = &[
     "count",
@@ -224,8 +224,12 @@ impl Validator {
         let kafka_raw: Option<crate::kafka::KafkaSection> =
             get("kafka").and_then(|v| self.section("kafka", v));
 
+        let registry_raw: Option<crate::RegistrySection> =
+            get("registry").and_then(|v| self.section("registry", v));
+        let registry = registry_raw.map(|r| self.registry(&r, dir));
+
         let pipeline = pipeline?;
-        let sources = self.sources(&sources_raw);
+        let sources = self.sources(&sources_raw, registry.is_some(), dir);
         let (feature_defs, feature_inputs) = self.features(&features_raw, &sources_raw, &sources);
         // Names of features that failed to parse are still known: no cascade of errors.
         let declared: Vec<String> = match table.get("features") {
@@ -385,6 +389,7 @@ impl Validator {
             slo,
             write_features: outputs.and_then(|o| o.features).unwrap_or(false),
             kafka,
+            registry,
         })
     }
 
@@ -418,7 +423,12 @@ impl Validator {
         }
     }
 
-    fn sources(&mut self, raw: &[Option<SourceSection>]) -> Vec<Source> {
+    fn sources(
+        &mut self,
+        raw: &[Option<SourceSection>],
+        has_registry: bool,
+        dir: &Path,
+    ) -> Vec<Source> {
         let mut out = Vec::new();
         let mut seen = HashMap::new();
         for (i, s) in raw.iter().enumerate() {
@@ -434,15 +444,7 @@ impl Validator {
                     "give each source a unique name",
                 );
             }
-            if let Some(fmt) = &s.format {
-                if fmt != "json" {
-                    self.push(
-                        format!("{p}.format"),
-                        format!("format `{fmt}` is not supported by this build"),
-                        "use `json`",
-                    );
-                }
-            }
+            let format = self.source_format(&p, s, has_registry, dir);
             if let Some(fields) = &s.fields {
                 for (name, ty) in fields {
                     if !FIELD_TYPES.contains(&ty.as_str()) {
@@ -476,6 +478,7 @@ impl Validator {
                 key_field: s.key_field.clone(),
                 time_field: s.time_field.clone(),
                 id_field: s.id_field.clone(),
+                format,
                 allowed_lateness: self.duration(
                     format!("{p}.allowed_lateness"),
                     s.allowed_lateness.as_deref(),

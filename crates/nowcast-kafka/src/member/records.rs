@@ -64,6 +64,11 @@ impl MemberState {
             read += 1;
             let value = m.payload().unwrap_or(&[]);
             let outcome = shared.decoder.decode(value, now, &mut self.decoded);
+            if let Err(e) = &outcome {
+                if shared.decoder.stops_on(e) {
+                    return Err(registry_stop(m, e));
+                }
+            }
             let outcome = outcome.map_err(|e| (e.reason, e.detail)).and_then(|()| {
                 let home = partition_for_key(self.decoded.key.as_bytes(), shared.partitions as u32);
                 if home as i32 == p {
@@ -229,6 +234,7 @@ impl MemberState {
             }
             let value = m.payload().unwrap_or(&[]);
             match shared.decoder.decode(value, now, &mut self.decoded) {
+                Err(e) if shared.decoder.stops_on(&e) => return Err(registry_stop(m, &e)),
                 Err(e) => {
                     rejected[reason_index(e.reason)] += 1;
                     self.reject(m, false, e.reason.as_str(), &e.detail)?;
@@ -256,4 +262,15 @@ impl MemberState {
         }
         Ok(())
     }
+}
+
+/// The error that stops a member on a registry outage (policy `stop`).
+fn registry_stop(m: &BorrowedMessage<'_>, e: &nowcast_pipeline::decode::DecodeError) -> KafkaError {
+    KafkaError::Registry(format!(
+        "{} partition {} offset {}: {}",
+        m.topic(),
+        m.partition(),
+        m.offset(),
+        e.detail
+    ))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nowcast_pipeline::decode::{Decoded, JsonDecoder};
+use nowcast_pipeline::decode::{Decoded, Decoder};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::{Engine, FeatureValue};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -350,7 +350,7 @@ impl Pipeline {
     /// The engines an uninterrupted run computes: every source record, per partition in
     /// offset order, decoded and applied (the same decode the processor uses).
     pub fn oracle(&self) -> (Vec<Engine>, Vec<String>) {
-        let decoder = JsonDecoder::new(&self.spec, 0);
+        let decoder = Decoder::new(&self.spec, 0, None).expect("a JSON decoder");
         let mut engines: Vec<Engine> = (0..self.partitions)
             .map(|_| Engine::new(self.spec.engine.clone()).unwrap())
             .collect();

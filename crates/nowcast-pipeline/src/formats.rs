@@ -1,0 +1,77 @@
+//! From the spec's formats to `nowcast-schema`: local schema files and the registry client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nowcast_schema::proto::ProtoSchema;
+use nowcast_schema::{LocalSchema, Registry, RegistryConfig};
+use nowcast_spec::{BinaryFormat, PipelineSpec, RegistrySpec, SchemaFormat};
+
+use crate::PipelineError;
+
+/// The registry's URL: the spec's, else `NOWCAST_REGISTRY`.
+pub fn registry_url(r: &RegistrySpec) -> Result<String, PipelineError> {
+    r.url
+        .clone()
+        .or_else(|| {
+            std::env::var("NOWCAST_REGISTRY")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .ok_or_else(|| {
+            PipelineError::Schema(
+                "[registry] has no `url` and NOWCAST_REGISTRY is unset: set one of them".into(),
+            )
+        })
+}
+
+/// The registry client of `spec`, when it has `[registry]`.
+pub fn registry_client(spec: &PipelineSpec) -> Result<Option<Arc<Registry>>, PipelineError> {
+    let Some(r) = &spec.registry else {
+        return Ok(None);
+    };
+    let password = match &r.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            PipelineError::Schema(format!(
+                "[registry] password_env names `{var}`, which is not set in the environment"
+            ))
+        })?),
+        None => None,
+    };
+    let config = RegistryConfig {
+        url: registry_url(r)?,
+        username: r.username.clone(),
+        password,
+        ca_file: r.ca_file.clone(),
+        insecure_skip_verify: r.insecure_skip_verify,
+        timeout: Duration::from_millis(r.timeout as u64),
+        retries: r.retries,
+        backoff: Duration::from_millis(r.backoff as u64),
+    };
+    Registry::new(&config)
+        .map(|r| Some(Arc::new(r)))
+        .map_err(|e| PipelineError::Schema(e.to_string()))
+}
+
+/// Reads and compiles a source's local schema file, if it names one.
+pub fn local_schema(f: &SchemaFormat) -> Result<Option<LocalSchema>, PipelineError> {
+    let Some(path) = &f.schema_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
+    let shown = path.display();
+    Ok(Some(match f.format {
+        BinaryFormat::Avro => LocalSchema::Avro(
+            nowcast_schema::avro::parse(&text)
+                .map_err(|e| PipelineError::Schema(format!("{shown}: not an Avro schema: {e}")))?,
+        ),
+        BinaryFormat::Protobuf => {
+            let schema = ProtoSchema::from_file(path)
+                .map_err(|e| PipelineError::Schema(format!("{shown}: {e}")))?;
+            LocalSchema::Protobuf {
+                schema,
+                message: f.message.clone().unwrap_or_default(),
+            }
+        }
+    }))
+}
