@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A real Confluent-compatible schema registry on 127.0.0.1 for tests and CI, without Docker:
 # Apicurio Registry (a Quarkus app) from Maven Central, fetched once and reused, with in-memory
-# H2 storage (every start begins empty; nothing survives a stop). Clients use its Confluent
-# API under $NOWCAST_REGISTRY/apis/ccompat/v7.
+# H2 storage (every start begins empty; nothing survives a stop). NOWCAST_REGISTRY is its
+# Confluent-compatible API (http://127.0.0.1:PORT/apis/ccompat/v7), what clients are given.
 #
 #   scripts/registry.sh start    start (or report the running registry); when ready prints
-#                                NOWCAST_REGISTRY=http://127.0.0.1:PORT on stdout
+#                                NOWCAST_REGISTRY=http://127.0.0.1:PORT/apis/ccompat/v7 on stdout
 #   scripts/registry.sh stop     stop the registry and wait until the process is gone
 #   scripts/registry.sh status   whether it runs and answers (exit 0 = answering, 1 = not
 #                                running, 2 = running but not answering)
@@ -366,7 +366,7 @@ cmd_start() {
             die "the registry is already running at $have, not at $url; run 'scripts/registry.sh stop' first"
         if answering "$have"; then
             say "Apicurio Registry $(state_get version) already running at $have"
-            echo "NOWCAST_REGISTRY=$have"
+            echo "NOWCAST_REGISTRY=$have/apis/ccompat/v7"
             return 0
         fi
         die "the registry runs (pid $(registry_pid)) but does not answer at $have/apis/ccompat/v7;" \
@@ -439,7 +439,7 @@ cmd_start() {
     local ms=$(($(now_ms) - t0)) rss
     rss="$(awk '/^VmRSS:/ {printf "%d MB", $2 / 1024}' "/proc/$(registry_pid)/status" 2>/dev/null || true)"
     say "ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000)) | cut -c1)s${rss:+ (RSS $rss)}"
-    echo "NOWCAST_REGISTRY=$url"
+    echo "NOWCAST_REGISTRY=$url/apis/ccompat/v7"
 }
 
 # Waits until GET /apis/ccompat/v7/subjects answers 200; prints the reason when it gives up.
@@ -490,7 +490,7 @@ cmd_status() {
     url="$(state_get url)"
     if answering "$url"; then
         echo "Apicurio Registry $(state_get version): running (pid $pid), answering at $url"
-        echo "NOWCAST_REGISTRY=$url"
+        echo "NOWCAST_REGISTRY=$url/apis/ccompat/v7"
         return 0
     fi
     echo "Apicurio Registry $(state_get version): running (pid $pid) but not answering at $url"

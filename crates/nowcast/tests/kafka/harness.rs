@@ -1,6 +1,7 @@
 //! A pipeline on a real broker for the Kafka tests: a spec with unique topics and group, its
 //! topics, producing input, running `nowcast run` processes, reading topics back
 //! `read_committed`, and an oracle computed from the source topic.
+#![allow(dead_code)] // shared by several test crates, each using a part
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,22 @@ pub fn broker() -> Option<String> {
                 "NOWCAST_REQUIRE_KAFKA is set but NOWCAST_KAFKA is not"
             );
             eprintln!("skipped: no broker (run scripts/test.sh, or set NOWCAST_KAFKA)");
+            None
+        }
+    }
+}
+
+/// `NOWCAST_REGISTRY` (a Confluent-compatible API), or `None` (skip) — a failure when
+/// `NOWCAST_REQUIRE_REGISTRY` is set.
+pub fn registry() -> Option<String> {
+    match std::env::var("NOWCAST_REGISTRY") {
+        Ok(r) if !r.is_empty() => Some(r),
+        _ => {
+            assert!(
+                std::env::var_os("NOWCAST_REQUIRE_REGISTRY").is_none(),
+                "NOWCAST_REQUIRE_REGISTRY is set but NOWCAST_REGISTRY is not"
+            );
+            eprintln!("skipped: no schema registry (run scripts/test.sh, or set NOWCAST_REGISTRY)");
             None
         }
     }
@@ -88,6 +105,18 @@ impl Pipeline {
         delivery: &str,
         source_partitions: Option<i32>,
     ) -> Pipeline {
+        Pipeline::with_edit(bootstrap, partitions, delivery, source_partitions, |t| t)
+    }
+
+    /// [`with_repartition`](Pipeline::with_repartition), with the spec text passed through
+    /// `edit` before it is written.
+    pub fn with_edit(
+        bootstrap: &str,
+        partitions: i32,
+        delivery: &str,
+        source_partitions: Option<i32>,
+        edit: impl FnOnce(String) -> String,
+    ) -> Pipeline {
         let id = unique();
         let dir = tempfile::tempdir().unwrap();
         let example = std::fs::read_to_string(repo().join("examples/kafka/pipeline.toml")).unwrap();
@@ -118,7 +147,7 @@ impl Pipeline {
             )
             + "\n[kafka.producer]\n\"transaction.timeout.ms\" = 10000\n";
         let spec_path = dir.path().join("pipeline.toml");
-        std::fs::write(&spec_path, text).unwrap();
+        std::fs::write(&spec_path, edit(text)).unwrap();
         let spec = nowcast_spec::read_spec(&spec_path).unwrap();
         let p = Pipeline {
             bootstrap: bootstrap.to_string(),
@@ -372,6 +401,34 @@ impl Pipeline {
         (engines, keys.into_iter().collect())
     }
 
+    /// The engines an uninterrupted run computes from `records` — `(partition, JSON event)`
+    /// in the order they were produced — read as JSON whatever the source's format: the
+    /// oracle for binary sources, whose events the test also writes as JSON.
+    pub fn oracle_of_json(&self, records: &[(i32, Vec<u8>)]) -> (Vec<Engine>, Vec<String>) {
+        let mut spec = self.spec.clone();
+        spec.sources[0].format = nowcast_spec::SourceFormat::Json;
+        let decoder = Decoder::new(&spec, 0, None).expect("a JSON decoder");
+        let mut engines: Vec<Engine> = (0..self.partitions)
+            .map(|_| Engine::new(self.spec.engine.clone()).unwrap())
+            .collect();
+        let mut d = Decoded::default();
+        let now = nowcast_pipeline::now_ms();
+        let mut keys = std::collections::BTreeSet::new();
+        for (partition, value) in records {
+            decoder
+                .decode(value, now, &mut d)
+                .expect("oracle events are valid");
+            let home = nowcast_core::partition_for_key(d.key.as_bytes(), self.partitions as u32);
+            assert_eq!(
+                home as i32, *partition,
+                "oracle events sit on their home partition"
+            );
+            let _ = engines[home as usize].apply(&d.key, 0, d.time, &d.inputs, None);
+            keys.insert(d.key.clone());
+        }
+        (engines, keys.into_iter().collect())
+    }
+
     fn partitions_of(&self, topic: &str) -> i32 {
         if *topic == self.source_topic() {
             self.source_partitions
@@ -403,7 +460,19 @@ impl Pipeline {
         for p in 0..n {
             tpl.add_partition(topic, p);
         }
-        let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        // A fresh broker may still be loading the group coordinator: retry a while.
+        let mut attempt = 0;
+        let committed = loop {
+            match c.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+                Ok(c) => break c,
+                Err(e) if attempt < 50 => {
+                    attempt += 1;
+                    eprintln!("committed offsets of {group}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("committed offsets of {group}: {e}"),
+            }
+        };
         let (mut behind, mut total) = (0, 0);
         for p in 0..n {
             let (_, high) = c
