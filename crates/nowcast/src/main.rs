@@ -4,6 +4,7 @@ mod demo;
 mod generate;
 mod kafka;
 mod run;
+mod schemas;
 mod serve;
 mod telemetry;
 mod topics;
@@ -82,7 +83,15 @@ fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            let problems = schemas::check(&spec, config);
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         Err(e) => {
             eprint!("{e}");

@@ -441,3 +441,60 @@ fn protobuf_producer_evolves_while_running_and_bad_records_are_dead_lettered() {
         &expected_dead,
     );
 }
+
+// --- validate ------------------------------------------------------------------------------
+
+fn validate(spec: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args(["validate", "--config"])
+        .arg(spec)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn validate_checks_the_fields_read_against_the_registered_schema() {
+    let Some(reg_url) = registry() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let topic = format!("validate-{}.transactions", std::process::id());
+    let text = std::fs::read_to_string(harness::repo().join("examples/kafka/pipeline.toml"))
+        .unwrap()
+        .replace("card-fraud.transactions", &topic)
+        .replace(
+            "../../models",
+            harness::repo().join("models").to_str().unwrap(),
+        )
+        .replace("format = \"json\"", "format = \"avro\"")
+        + &format!("\n[registry]\nurl = {reg_url:?}\n");
+    let spec = dir.path().join("pipeline.toml");
+    std::fs::write(&spec, text).unwrap();
+    let subject = format!("{topic}-value");
+
+    // Nothing registered yet: the subject is named in the error.
+    let (ok, out) = validate(&spec);
+    assert!(!ok, "{out}");
+    assert!(out.contains(&subject) && out.contains("not found"), "{out}");
+
+    // A schema whose `amount` is text: the field and the type are named.
+    let reg = client(&reg_url);
+    let text_amount = AVRO_V1.replace(
+        r#"{"name":"amount","type":"double"}"#,
+        r#"{"name":"amount","type":"string"}"#,
+    );
+    reg.register(&subject, SchemaType::Avro, &text_amount, &[])
+        .unwrap();
+    let (ok, out) = validate(&spec);
+    assert!(!ok, "{out}");
+    assert!(out.contains("`amount` is string"), "{out}");
+
+    // A usable version registered on top: valid.
+    reg.register(&subject, SchemaType::Avro, AVRO_V1, &[])
+        .unwrap();
+    let (ok, out) = validate(&spec);
+    assert!(ok, "{out}");
+    assert!(out.contains("version 2"), "{out}");
+}
