@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod avro;
+pub mod encode;
 mod error;
 pub mod proto;
 pub mod registry;

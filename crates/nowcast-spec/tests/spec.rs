@@ -260,3 +260,52 @@ fn repartition_names_an_internal_topic_and_needs_kafka() {
         Some("t.tx.repartition")
     );
 }
+
+#[test]
+fn binary_source_settings_are_checked_with_their_fix() {
+    let with = |extra: &str| {
+        GOOD.replace(
+            "time_field = \"ts\"",
+            &format!("time_field = \"ts\"\n{extra}"),
+        )
+    };
+    // Avro without a registry is bare and needs its schema file.
+    let p = problems(&with("format = \"avro\""));
+    assert!(
+        p.iter()
+            .any(|p| p.contains("sources[0].schema") && p.contains("needs its schema")),
+        "{p:?}"
+    );
+    // The Confluent framing needs a registry.
+    let p = problems(&with("format = \"avro\"\nframing = \"confluent\""));
+    assert!(
+        p.iter()
+            .any(|p| p.contains("sources[0].framing") && p.contains("[registry]")),
+        "{p:?}"
+    );
+    // A missing schema file is named.
+    let p = problems(&with("format = \"avro\"\nschema = \"nope.avsc\""));
+    assert!(
+        p.iter()
+            .any(|p| p.contains("nope.avsc") && p.contains("does not exist")),
+        "{p:?}"
+    );
+    // Bare Protobuf names its message; schema settings do not apply to JSON.
+    let p = problems(&with("format = \"protobuf\"\nschema = \"nope.proto\""));
+    assert!(p.iter().any(|p| p.contains("sources[0].message")), "{p:?}");
+    let p = problems(&with("schema = \"x.avsc\""));
+    assert!(
+        p.iter().any(|p| p.contains("applies to Avro and Protobuf")),
+        "{p:?}"
+    );
+    let p = problems(&with("format = \"xml\""));
+    assert!(
+        p.iter().any(|p| p.contains("unknown format `xml`")),
+        "{p:?}"
+    );
+    // With a registry, Avro defaults to the Confluent framing and needs no file.
+    let ok = with("format = \"avro\"") + "\n[registry]\nurl = \"http://127.0.0.1:8081\"\n";
+    assert_eq!(problems(&ok), Vec::<String>::new());
+    let p = problems(&(with("format = \"avro\"") + "\n[registry]\nurl = \"localhost:8081\"\n"));
+    assert!(p.iter().any(|p| p.contains("registry.url")), "{p:?}");
+}

@@ -35,7 +35,8 @@ pub struct GenerateArgs {
     #[arg(long, short)]
     output: Option<PathBuf>,
     /// Produce the events to the source topic of this spec's `[kafka]` pipeline (keyed by
-    /// user) instead of writing JSON lines.
+    /// user) instead of writing JSON lines; in Avro when the source is Avro with a local
+    /// schema (registered under the source's subject in the Confluent framing).
     #[arg(long, value_name = "CONFIG", conflicts_with = "output")]
     kafka: Option<PathBuf>,
     /// Real time: emit at --rate events per second of wall-clock time, each stamped with the
@@ -50,7 +51,81 @@ pub struct GenerateArgs {
 /// Where generated events go.
 enum Sink {
     Lines(BufWriter<Box<dyn Write>>),
-    Kafka(nowcast_kafka::TopicProducer),
+    Kafka(nowcast_kafka::TopicProducer, Box<Encoding>),
+}
+
+/// How events are written to a Kafka source: as the generator's JSON, or in Avro with the
+/// source's local schema (registered under the source's subject; Confluent framing).
+enum Encoding {
+    Json,
+    Avro {
+        schema: Box<apache_avro::Schema>,
+        /// The Confluent header (magic byte and schema id), empty for bare framing.
+        header: Vec<u8>,
+        buf: Vec<u8>,
+    },
+}
+
+impl Encoding {
+    fn for_source(spec: &nowcast_spec::PipelineSpec, file: &str) -> anyhow::Result<Encoding> {
+        use nowcast_spec::{BinaryFormat, Framing, SourceFormat};
+        let src = &spec.sources[0];
+        let SourceFormat::Schema(f) = &src.format else {
+            return Ok(Encoding::Json);
+        };
+        anyhow::ensure!(
+            f.format == BinaryFormat::Avro,
+            "{file}: sources[0]: `generate` writes JSON or Avro; this source is Protobuf (fix: produce with your own Protobuf producer)"
+        );
+        let Some(nowcast_schema::LocalSchema::Avro(schema)) =
+            nowcast_pipeline::formats::local_schema(f)?
+        else {
+            anyhow::bail!(
+                "{file}: sources[0]: `generate` encodes with the source's local schema (fix: set `schema = \"file.avsc\"`)"
+            );
+        };
+        let mut header = Vec::new();
+        if f.framing == Framing::Confluent {
+            let reg = nowcast_pipeline::formats::registry_client(spec)?
+                .ok_or_else(|| anyhow::anyhow!("{file}: the Confluent framing needs [registry]"))?;
+            let subject = f
+                .subject
+                .clone()
+                .unwrap_or_else(|| format!("{}-value", src.topic));
+            // The file as written: the canonical form would drop defaults and logical types.
+            let path = f.schema_file.as_ref().expect("a local schema has a file");
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let id = reg
+                .register(&subject, nowcast_schema::SchemaType::Avro, &text, &[])
+                .with_context(|| format!("registering the schema under `{subject}`"))?;
+            eprintln!("nowcast: writing Avro with schema id {id} (subject `{subject}`)");
+            nowcast_schema::wire::write_header(&mut header, id);
+        }
+        Ok(Encoding::Avro {
+            schema: Box::new(schema),
+            header,
+            buf: Vec::new(),
+        })
+    }
+
+    fn encode<'a>(&'a mut self, json: &'a [u8]) -> anyhow::Result<&'a [u8]> {
+        match self {
+            Encoding::Json => Ok(json),
+            Encoding::Avro {
+                schema,
+                header,
+                buf,
+            } => {
+                buf.clear();
+                buf.extend_from_slice(header);
+                let v: serde_json::Value = serde_json::from_slice(json)?;
+                nowcast_schema::encode::json_to_avro(schema, &v, buf)
+                    .map_err(|e| anyhow::anyhow!("encoding an event in Avro: {e}"))?;
+                Ok(buf)
+            }
+        }
+    }
 }
 
 fn kafka_sink(config: &std::path::Path, bootstrap: Option<&str>) -> anyhow::Result<Sink> {
@@ -64,12 +139,11 @@ fn kafka_sink(config: &std::path::Path, bootstrap: Option<&str>) -> anyhow::Resu
     let bootstrap = nowcast_kafka::client::bootstrap(k, bootstrap, &file)?;
     let topic = &spec.sources[0].topic;
     let partitions = nowcast_kafka::runtime::topic_partitions(k, &bootstrap, topic)?;
-    Ok(Sink::Kafka(nowcast_kafka::TopicProducer::new(
-        k,
-        &bootstrap,
-        topic,
-        partitions as u32,
-    )?))
+    let encoding = Encoding::for_source(&spec, &file)?;
+    Ok(Sink::Kafka(
+        nowcast_kafka::TopicProducer::new(k, &bootstrap, topic, partitions as u32)?,
+        Box::new(encoding),
+    ))
 }
 
 pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -122,12 +196,12 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
                 line.push(b'\n');
                 out.write_all(&line)?;
             }
-            Sink::Kafka(p) => p.send(&key, &line)?,
+            Sink::Kafka(p, enc) => p.send(&key, enc.encode(&line)?)?,
         }
     }
     match &mut sink {
         Sink::Lines(out) => out.flush()?,
-        Sink::Kafka(p) => p.flush(std::time::Duration::from_secs(60))?,
+        Sink::Kafka(p, _) => p.flush(std::time::Duration::from_secs(60))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -498,3 +498,43 @@ fn validate_checks_the_fields_read_against_the_registered_schema() {
     assert!(ok, "{out}");
     assert!(out.contains("version 2"), "{out}");
 }
+
+// --- the demo flow in Avro -----------------------------------------------------------------
+
+#[test]
+fn generate_writes_avro_that_run_scores_like_the_oracle() {
+    let (Some(b), Some(reg_url)) = (broker(), registry()) else {
+        return;
+    };
+    let reader = harness::repo().join("examples/kafka-avro/transaction.avsc");
+    let p = Pipeline::with_edit(&b, 2, "at-least-once", None, |t| {
+        t.replace(
+            "format = \"json\"",
+            &format!("format = \"avro\"\nschema = {:?}", reader.to_str().unwrap()),
+        ) + &format!("\n[registry]\nurl = {reg_url:?}\n")
+    });
+    p.generate(3000, 500, 11);
+    let (mut child, log) = p.spawn_logged("0", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let k = p.kafka();
+    let source = p.read_all(&p.source_topic());
+    assert_eq!(source.len(), 3000);
+    assert!(
+        source.iter().all(|r| r.value.as_deref().unwrap()[0] == 0),
+        "Confluent framing"
+    );
+    assert_eq!(p.read_all(&k.predictions_topic).len(), 3000);
+    assert!(p.read_all(&k.dead_letters_topic).is_empty());
+    let (oracle, keys) = p.oracle();
+    assert!(keys.len() > 100);
+    let stored = p.stored();
+    let t = nowcast_pipeline::now_ms();
+    assert_same_state(&oracle, &stored, &keys, t);
+}

@@ -379,7 +379,8 @@ impl Pipeline {
     /// The engines an uninterrupted run computes: every source record, per partition in
     /// offset order, decoded and applied (the same decode the processor uses).
     pub fn oracle(&self) -> (Vec<Engine>, Vec<String>) {
-        let decoder = Decoder::new(&self.spec, 0, None).expect("a JSON decoder");
+        let registry = nowcast_pipeline::formats::registry_client(&self.spec).unwrap();
+        let decoder = Decoder::new(&self.spec, 0, registry).expect("the source's decoder");
         let mut engines: Vec<Engine> = (0..self.partitions)
             .map(|_| Engine::new(self.spec.engine.clone()).unwrap())
             .collect();
