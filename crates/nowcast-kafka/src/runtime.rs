@@ -167,8 +167,18 @@ impl KafkaRuntime {
         let model = ModelHandle::new(nowcast_pipeline::runtime::model_spec(&spec))
             .map_err(|e| KafkaError::Model(e.to_string()))?;
         let threads = kafka.threads;
+        let registry = nowcast_pipeline::formats::registry_client(&spec)?;
+        let predictions_avro = match (&registry, spec.avro_predictions) {
+            (Some(reg), true) => Some(nowcast_pipeline::formats::register_predictions(
+                &spec,
+                reg,
+                &kafka.predictions_topic,
+            )?),
+            _ => None,
+        };
         let shared = Arc::new(Shared {
-            decoder: Decoder::new(&spec, 0, nowcast_pipeline::formats::registry_client(&spec)?)?,
+            decoder: Decoder::new(&spec, 0, registry.clone())?,
+            predictions_avro,
             plan: InputPlan::new(&spec),
             model,
             stats: Arc::new(Stats::new(1)),

@@ -25,6 +25,8 @@ pub struct Shared {
     pub instance: String,
     /// The source's decoder.
     pub decoder: Decoder,
+    /// Predictions in Avro with this registered schema id (`outputs.format = "avro"`).
+    pub predictions_avro: Option<u32>,
     /// Model input layout.
     pub plan: InputPlan,
     /// The model.

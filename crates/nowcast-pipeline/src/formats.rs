@@ -75,3 +75,56 @@ pub fn local_schema(f: &SchemaFormat) -> Result<Option<LocalSchema>, PipelineErr
         }
     }))
 }
+
+/// The Avro schema of `spec`'s predictions and the subject it is registered under.
+pub fn prediction_schema(
+    spec: &PipelineSpec,
+    predictions_topic: &str,
+) -> (nowcast_schema::prediction::PredictionSchema, String) {
+    let inputs: Vec<String> = spec
+        .model
+        .inputs
+        .iter()
+        .map(|i| i.name().to_string())
+        .collect();
+    let schema = nowcast_schema::prediction::PredictionSchema::new(&spec.name, &inputs);
+    let strategy = spec
+        .registry
+        .as_ref()
+        .map(|r| r.subject_strategy)
+        .unwrap_or(nowcast_spec::SubjectStrategy::Topic);
+    let subject = strategy.subject(predictions_topic, schema.full_name());
+    (schema, subject)
+}
+
+/// Registers the predictions' Avro schema (after checking it is compatible with what the
+/// subject holds) and returns its id.
+pub fn register_predictions(
+    spec: &PipelineSpec,
+    registry: &Registry,
+    predictions_topic: &str,
+) -> Result<u32, PipelineError> {
+    let (schema, subject) = prediction_schema(spec, predictions_topic);
+    let compatible = registry
+        .is_compatible(
+            &subject,
+            nowcast_schema::SchemaType::Avro,
+            schema.json(),
+            &[],
+        )
+        .map_err(|e| PipelineError::Schema(e.to_string()))?;
+    if !compatible {
+        return Err(PipelineError::Schema(format!(
+            "the prediction schema (model inputs {:?}) is not compatible with the latest version under `{subject}` (fix: keep the model inputs, relax the subject's compatibility, or write to a new predictions topic)",
+            spec.model.inputs.iter().map(|i| i.name()).collect::<Vec<_>>()
+        )));
+    }
+    registry
+        .register(
+            &subject,
+            nowcast_schema::SchemaType::Avro,
+            schema.json(),
+            &[],
+        )
+        .map_err(|e| PipelineError::Schema(e.to_string()))
+}

@@ -14,6 +14,7 @@
 pub mod avro;
 pub mod encode;
 mod error;
+pub mod prediction;
 pub mod proto;
 pub mod registry;
 pub mod source;

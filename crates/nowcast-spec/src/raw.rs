@@ -201,4 +201,8 @@ pub struct OutputsSection {
     /// Also write each event's feature vector. Default false.
     #[serde(default)]
     pub features: Option<bool>,
+    /// Encoding of the predictions topic on Kafka: `json` (default) or `avro` (in the
+    /// Confluent wire format, with a schema nowcast registers; needs `[registry]`).
+    #[serde(default)]
+    pub format: Option<String>,
 }

@@ -37,6 +37,8 @@ pub struct PipelineSpec {
     pub slo: Slo,
     /// Write each event's feature vector to the outputs.
     pub write_features: bool,
+    /// Predictions on Kafka in Avro (`outputs.format = "avro"`) instead of JSON.
+    pub avro_predictions: bool,
     /// Run on Apache Kafka (`[kafka]`) instead of the embedded log.
     pub kafka: Option<crate::KafkaSpec>,
     /// The schema registry (`[registry]`).

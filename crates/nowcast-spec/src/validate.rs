@@ -360,6 +360,27 @@ impl Validator {
                 s.repartition_topic = Some(name);
             }
         }
+        let avro_predictions = match outputs.as_ref().and_then(|o| o.format.as_deref()) {
+            None | Some("json") => false,
+            Some("avro") => {
+                if kafka.is_none() || registry.is_none() {
+                    self.push(
+                        "outputs.format",
+                        "Avro predictions go to Kafka with a registered schema",
+                        "add `[kafka]` and `[registry]` sections, or use `format = \"json\"`",
+                    );
+                }
+                true
+            }
+            Some(other) => {
+                self.push(
+                    "outputs.format",
+                    format!("unknown output format `{other}`"),
+                    "use `json` or `avro`",
+                );
+                false
+            }
+        };
         let engine = EngineConfig {
             sources: sources
                 .iter()
@@ -387,7 +408,8 @@ impl Validator {
             model: model?,
             serving_addr,
             slo,
-            write_features: outputs.and_then(|o| o.features).unwrap_or(false),
+            write_features: outputs.as_ref().and_then(|o| o.features).unwrap_or(false),
+            avro_predictions,
             kafka,
             registry,
         })

@@ -80,6 +80,18 @@ pub fn check(spec: &PipelineSpec, file: &Path) -> Vec<String> {
             Err(p) => problems.push(format!("{at}: {p}")),
         }
     }
+    if let (Some(reg), true, Some(k)) = (&registry, spec.avro_predictions, &spec.kafka) {
+        let (schema, subject) =
+            nowcast_pipeline::formats::prediction_schema(spec, &k.predictions_topic);
+        let at = format!("{}: outputs.format", file.display());
+        match reg.is_compatible(&subject, SchemaType::Avro, schema.json(), &[]) {
+            Ok(true) => println!("{at}: the prediction schema is compatible with `{subject}`"),
+            Ok(false) => problems.push(format!(
+                "{at}: the prediction schema is not compatible with the latest version under `{subject}` (fix: keep the model inputs, relax the subject's compatibility, or write to a new predictions topic)"
+            )),
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
     problems
 }
 

@@ -538,3 +538,96 @@ fn generate_writes_avro_that_run_scores_like_the_oracle() {
     let t = nowcast_pipeline::now_ms();
     assert_same_state(&oracle, &stored, &keys, t);
 }
+
+// --- Avro predictions ----------------------------------------------------------------------
+
+#[test]
+fn predictions_are_written_in_avro_with_a_registered_schema() {
+    let (Some(b), Some(reg_url)) = (broker(), registry()) else {
+        return;
+    };
+    let p = Pipeline::with_edit(&b, 2, "exactly-once", None, |t| {
+        t.replace("features = false", "features = false\nformat = \"avro\"")
+            + &format!("\n[registry]\nurl = {reg_url:?}\n")
+    });
+    let reg = client(&reg_url);
+    let k = p.kafka().clone();
+    let subject = format!("{}-value", k.predictions_topic);
+    // Before the first run, `validate` finds nothing registered to conflict with.
+    let (ok, out) = validate(&p.spec_path);
+    assert!(ok, "{out}");
+    p.generate(2000, 300, 5);
+    let (mut child, log) = p.spawn_logged("0", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let preds = p.read_all(&k.predictions_topic);
+    assert_eq!(preds.len(), 2000);
+    let latest = reg.version(&subject, "latest").unwrap();
+    let id = latest.id.unwrap();
+    let schema = Schema::parse_str(&latest.schema).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for r in &preds {
+        let v = r.value.as_deref().unwrap();
+        assert_eq!(
+            v[..5],
+            [
+                0,
+                (id >> 24) as u8,
+                (id >> 16) as u8,
+                (id >> 8) as u8,
+                id as u8
+            ]
+        );
+        let Value::Record(fields) =
+            apache_avro::from_avro_datum(&schema, &mut &v[5..], None).unwrap()
+        else {
+            panic!("not a record")
+        };
+        let get = |n: &str| fields.iter().find(|(f, _)| f == n).unwrap().1.clone();
+        let Value::String(event_id) = get("event_id") else {
+            panic!()
+        };
+        let Value::Double(score) = get("score") else {
+            panic!()
+        };
+        let Value::String(entity) = get("entity") else {
+            panic!()
+        };
+        assert_eq!(r.key.as_deref(), Some(entity.as_bytes()));
+        assert!((0.0..=1.0).contains(&score), "{score}");
+        assert!(ids.insert(event_id), "one prediction per event");
+        let Value::Record(features) = get("features") else {
+            panic!()
+        };
+        assert_eq!(features.len(), p.spec.model.inputs.len());
+    }
+
+    // A registered version nowcast's schema cannot follow makes `validate` fail.
+    reg.set_compatibility(&subject, "BACKWARD").unwrap();
+    let (ok, out) = validate(&p.spec_path);
+    assert!(ok, "{out}");
+    // A version without `emit_time`: nowcast's schema cannot read its records (BACKWARD).
+    let mut older: serde_json::Value = serde_json::from_str(&latest.schema).unwrap();
+    older["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["name"] != "emit_time");
+    let stricter = older.to_string();
+    reg.set_compatibility(&subject, "NONE").unwrap();
+    reg.register(&subject, SchemaType::Avro, &stricter, &[])
+        .unwrap();
+    reg.set_compatibility(&subject, "BACKWARD").unwrap();
+    let (ok, out) = validate(&p.spec_path);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("not compatible") && out.contains(&subject),
+        "{out}"
+    );
+}

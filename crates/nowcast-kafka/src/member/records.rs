@@ -150,18 +150,32 @@ impl MemberState {
         let mut line = std::mem::take(&mut self.line);
         for (i, meta) in metas.iter().enumerate() {
             line.clear();
-            PredictionLine {
-                event_id: &meta.event_id,
-                entity: &meta.entity,
-                score: self.scores[i],
-                model: model.name(),
-                model_version: model.version(),
-                keys: &shared.plan.json_keys,
-                values: &self.rows[i * n_inputs..(i + 1) * n_inputs],
-                event_time: meta.event_time,
-                emit_time: emit,
+            let values = &self.rows[i * n_inputs..(i + 1) * n_inputs];
+            match shared.predictions_avro {
+                Some(id) => nowcast_schema::prediction::PredictionRecord {
+                    event_id: &meta.event_id,
+                    entity: &meta.entity,
+                    score: self.scores[i],
+                    model: model.name(),
+                    model_version: model.version(),
+                    values,
+                    event_time: meta.event_time,
+                    emit_time: emit,
+                }
+                .write(id, &mut line),
+                None => PredictionLine {
+                    event_id: &meta.event_id,
+                    entity: &meta.entity,
+                    score: self.scores[i],
+                    model: model.name(),
+                    model_version: model.version(),
+                    keys: &shared.plan.json_keys,
+                    values,
+                    event_time: meta.event_time,
+                    emit_time: emit,
+                }
+                .write(&mut line),
             }
-            .write(&mut line);
             let part = partition_for_key(meta.entity.as_bytes(), n_pred) as i32;
             self.send(topic, part, Some(meta.entity.as_bytes()), Some(&line), None)?;
             e2f.record((features_at - meta.event_time) as f64 / 1e3);
