@@ -277,6 +277,21 @@ impl Runtime {
         }))
     }
 
+    /// Appends encoded records (any format the source reads) to `source`'s log, each on its
+    /// entity's partition; refused records are appended too, to be dead-lettered. Records
+    /// are numbered from 1 in the report.
+    pub fn append_records<'r>(
+        &self,
+        source: usize,
+        records: impl Iterator<Item = &'r [u8]>,
+    ) -> Result<IngestOutcome, BackendError> {
+        append_records(
+            &self.shared,
+            source,
+            records.enumerate().map(|(i, r)| (i as u64 + 1, r)),
+        )
+    }
+
     /// Appends one record for `source` keyed by `key` (the generator's fast path).
     pub fn append(&self, source: usize, key: &[u8], value: &[u8]) -> Result<(), PipelineError> {
         self.shared.logs[source].append_keyed(key, value, now_ms())?;
@@ -487,46 +502,57 @@ impl StateView for LiveState {
     }
 
     fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {
-        // Events go to the first source; every line is appended (bad ones too, so the worker
-        // dead-letters them with their reason in one place) and reported.
-        let source = 0;
-        let log = &self.shared.logs[source];
-        let decoder = &self.shared.decoders[source];
-        let now = now_ms();
-        let mut outcome = IngestOutcome::default();
-        let mut decoded = Decoded::default();
-        let n = log.partitions();
-        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let checked = decoder
-                .decode(line, now, &mut decoded)
-                .map_err(|e| (e.reason, e.detail));
-            let (partition, key) = match checked {
-                Ok(()) => {
-                    outcome.accepted += 1;
-                    (
-                        partition_for_key(decoded.key.as_bytes(), n),
-                        decoded.key.as_bytes(),
-                    )
-                }
-                Err((reason, detail)) => {
-                    outcome.rejected += 1;
-                    if outcome.errors.len() < nowcast_serve::MAX_REPORTED_ERRORS {
-                        outcome.errors.push(IngestLineError {
-                            line: i as u64 + 1,
-                            reason,
-                            detail,
-                        });
-                    }
-                    (partition_for_key(line, n), &b""[..])
-                }
-            };
-            log.append(partition, key, line, now)
-                .map_err(|e| BackendError::Unavailable(format!("input log: {e}")))?;
-        }
-        Ok(outcome)
+        // Events go to the first source, one per line (numbered as lines of the body).
+        let lines = body
+            .split(|b| *b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, line)| (i as u64 + 1, line));
+        append_records(&self.shared, 0, lines)
     }
+}
+
+/// Appends `records` to `source`'s log, each on its entity's partition. Every record is
+/// appended — refused ones too, so the worker dead-letters them with their reason in one
+/// place — and the refusals are reported with the number given with each record.
+fn append_records<'r>(
+    shared: &Shared,
+    source: usize,
+    records: impl Iterator<Item = (u64, &'r [u8])>,
+) -> Result<IngestOutcome, BackendError> {
+    let log = &shared.logs[source];
+    let decoder = &shared.decoders[source];
+    let now = now_ms();
+    let mut outcome = IngestOutcome::default();
+    let mut decoded = Decoded::default();
+    let n = log.partitions();
+    for (number, line) in records {
+        let checked = decoder
+            .decode(line, now, &mut decoded)
+            .map_err(|e| (e.reason, e.detail));
+        let (partition, key) = match checked {
+            Ok(()) => {
+                outcome.accepted += 1;
+                (
+                    partition_for_key(decoded.key.as_bytes(), n),
+                    decoded.key.as_bytes(),
+                )
+            }
+            Err((reason, detail)) => {
+                outcome.rejected += 1;
+                if outcome.errors.len() < nowcast_serve::MAX_REPORTED_ERRORS {
+                    outcome.errors.push(IngestLineError {
+                        line: number,
+                        reason,
+                        detail,
+                    });
+                }
+                (partition_for_key(line, n), &b""[..])
+            }
+        };
+        log.append(partition, key, line, now)
+            .map_err(|e| BackendError::Unavailable(format!("input log: {e}")))?;
+    }
+    Ok(outcome)
 }

@@ -43,15 +43,39 @@ pub struct GenerateArgs {
     /// current time (for latency measurements against a live pipeline).
     #[arg(long)]
     live: bool,
+    /// Write an Avro object container file with this schema (`.avsc`) instead of JSON lines
+    /// (needs --output): input for `nowcast ingest` into a bare Avro source.
+    #[arg(
+        long,
+        value_name = "SCHEMA",
+        requires = "output",
+        conflicts_with = "kafka"
+    )]
+    avro: Option<PathBuf>,
     /// Kafka bootstrap servers (with --kafka; default: the spec's, else `NOWCAST_KAFKA`).
     #[arg(long, requires = "kafka")]
     bootstrap: Option<String>,
 }
 
 /// Where generated events go.
-enum Sink {
+enum Sink<'s> {
     Lines(BufWriter<Box<dyn Write>>),
+    Container(Box<apache_avro::Writer<'s, BufWriter<std::fs::File>>>),
     Kafka(nowcast_kafka::TopicProducer, Box<Encoding>),
+}
+
+/// Pushes one generated JSON event into an Avro container file.
+fn push_avro(
+    w: &mut apache_avro::Writer<'_, BufWriter<std::fs::File>>,
+    schema: &apache_avro::Schema,
+    json: &[u8],
+) -> anyhow::Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(json)?;
+    let v = apache_avro::types::Value::try_from(v)?
+        .resolve(schema)
+        .context("a generated event does not fit the --avro schema")?;
+    w.append_value(v)?;
+    Ok(())
 }
 
 /// How events are written to a Kafka source: as the generator's JSON, or in Avro with the
@@ -128,7 +152,7 @@ impl Encoding {
     }
 }
 
-fn kafka_sink(config: &std::path::Path, bootstrap: Option<&str>) -> anyhow::Result<Sink> {
+fn kafka_sink(config: &std::path::Path, bootstrap: Option<&str>) -> anyhow::Result<Sink<'static>> {
     let spec = crate::run::load_spec(config)?;
     let file = config.display().to_string();
     let k = spec.kafka.as_ref().ok_or_else(|| {
@@ -157,9 +181,29 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         Some(s) => nowcast_core::parse_event_time(s).context("--start")?,
         None => nowcast_pipeline::now_ms() - span_ms,
     };
-    let mut sink = match &a.kafka {
-        Some(config) => kafka_sink(config, a.bootstrap.as_deref())?,
-        None => {
+    let avro_schema = match &a.avro {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                apache_avro::Schema::parse_str(&text)
+                    .with_context(|| format!("{}: not an Avro schema", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut sink = match (&a.kafka, &a.avro, &a.output) {
+        (Some(config), _, _) => kafka_sink(config, a.bootstrap.as_deref())?,
+        (None, Some(_), Some(output)) => {
+            let out = std::fs::File::create(output)
+                .with_context(|| format!("creating {}", output.display()))?;
+            let schema = avro_schema.as_ref().expect("parsed above");
+            Sink::Container(Box::new(apache_avro::Writer::new(
+                schema,
+                BufWriter::new(out),
+            )?))
+        }
+        _ => {
             let out: Box<dyn Write> = match &a.output {
                 Some(p) => Box::new(
                     std::fs::File::create(p)
@@ -197,11 +241,13 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
                 out.write_all(&line)?;
             }
             Sink::Kafka(p, enc) => p.send(&key, enc.encode(&line)?)?,
+            Sink::Container(w) => push_avro(w, avro_schema.as_ref().expect("set"), &line)?,
         }
     }
-    match &mut sink {
-        Sink::Lines(out) => out.flush()?,
+    match sink {
+        Sink::Lines(mut out) => out.flush()?,
         Sink::Kafka(p, _) => p.flush(std::time::Duration::from_secs(60))?,
+        Sink::Container(w) => w.into_inner()?.flush()?,
     }
     Ok(ExitCode::SUCCESS)
 }

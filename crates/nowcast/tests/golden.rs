@@ -226,3 +226,60 @@ fn sigkill_mid_run_then_restart_matches_uninterrupted_run() {
         );
     }
 }
+
+/// The embedded default without a registry: the demo events written as an Avro container
+/// file (`generate --avro`), ingested into a bare Avro source, give exactly the predictions of
+/// the same events as JSON lines.
+#[test]
+fn avro_container_input_gives_the_predictions_of_the_json_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, avro) = (
+        tmp.path().join("events.jsonl"),
+        tmp.path().join("events.avro"),
+    );
+    let schema = repo().join("examples/avro-local/transaction.avsc");
+    let generate = |extra: &[&std::ffi::OsStr]| {
+        run_ok(
+            nowcast()
+                .args([
+                    "generate", "--events", "4000", "--users", "300", "--seed", "9",
+                ])
+                .args(["--start", "2026-01-01T00:00:00Z"])
+                .args(extra),
+        )
+    };
+    generate(&["-o".as_ref(), json.as_os_str()]);
+    generate(&[
+        "--avro".as_ref(),
+        schema.as_os_str(),
+        "-o".as_ref(),
+        avro.as_os_str(),
+    ]);
+    assert!(std::fs::metadata(&avro).unwrap().len() < std::fs::metadata(&json).unwrap().len() / 2);
+    let mut results = Vec::new();
+    for (spec, input) in [("examples/demo", &json), ("examples/avro-local", &avro)] {
+        let data = tmp.path().join(spec.replace('/', "-"));
+        let config = repo().join(spec).join("pipeline.toml");
+        run_ok(
+            nowcast()
+                .args(["ingest", "--config"])
+                .arg(&config)
+                .arg("--input")
+                .arg(input)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        let report: serde_json::Value = serde_json::from_str(&run_ok(
+            nowcast()
+                .args(["run", "--no-serve", "--exit-when-done", "--config"])
+                .arg(&config)
+                .arg("--data-dir")
+                .arg(&data),
+        ))
+        .unwrap();
+        assert_eq!(report["predictions_out"], 4000, "{report}");
+        results.push(outputs(&data, "predictions"));
+    }
+    assert!(!results[0].is_empty());
+    assert_eq!(results[0], results[1]);
+}
