@@ -20,6 +20,10 @@ use crate::DecodeError;
 
 /// Deepest nesting of records, arrays, maps and unions compiled (a recursive schema hits it).
 const MAX_DEPTH: usize = 64;
+/// Most operations one writer schema may compile into. Named types are expanded where they
+/// are used, so a small schema that refers to a type twice at every level would otherwise
+/// expand exponentially.
+const MAX_NODES: usize = 100_000;
 
 /// Parses Avro schema JSON text.
 pub fn parse(text: &str) -> Result<Schema, String> {
@@ -100,6 +104,7 @@ pub struct AvroReader {
 
 struct Compiler<'s> {
     names: HashMap<String, &'s Schema>,
+    nodes: std::cell::Cell<usize>,
 }
 
 fn unusable(reason: RejectReason, detail: String) -> DecodeError {
@@ -110,7 +115,10 @@ impl<'s> Compiler<'s> {
     fn new(schema: &'s Schema) -> Compiler<'s> {
         let mut names = HashMap::new();
         collect_names(schema, &mut names, 0);
-        Compiler { names }
+        Compiler {
+            names,
+            nodes: std::cell::Cell::new(0),
+        }
     }
 
     fn deref(&self, s: &'s Schema) -> Result<&'s Schema, DecodeError> {
@@ -128,6 +136,13 @@ impl<'s> Compiler<'s> {
     fn skip(&self, s: &'s Schema, depth: usize) -> Result<Skip, DecodeError> {
         if depth > MAX_DEPTH {
             return Err(too_deep());
+        }
+        self.nodes.set(self.nodes.get() + 1);
+        if self.nodes.get() > MAX_NODES {
+            return Err(unusable(
+                RejectReason::BadSchema,
+                format!("the schema expands to more than {MAX_NODES} operations (named types referenced many times over)"),
+            ));
         }
         let s = self.deref(s)?;
         Ok(match s {

@@ -197,3 +197,21 @@ proptest! {
         let _ = r.read(&bytes, &mut vals);
     }
 }
+
+/// Found by fuzzing: a record type used twice at every level expands exponentially.
+#[test]
+fn a_schema_that_expands_exponentially_is_refused_quickly() {
+    let depth = 30;
+    let mut ty = format!(r#"{{"type":"record","name":"r{depth}","fields":[]}}"#);
+    for i in (0..depth).rev() {
+        ty = format!(
+            r#"{{"type":"record","name":"r{i}","fields":[{{"name":"a","type":{ty}}},{{"name":"b","type":"r{}"}}]}}"#,
+            i + 1
+        );
+    }
+    let w = Schema::parse_str(&ty).unwrap();
+    // Unbounded, this would build ~2^30 operations (time and memory run out long before).
+    let err = AvroReader::compile(&w, None, &Needs(vec![need("k", Use::Key)])).unwrap_err();
+    assert_eq!(err.reason, RejectReason::BadSchema);
+    assert!(err.detail.contains("expands"), "{}", err.detail);
+}

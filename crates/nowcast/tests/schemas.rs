@@ -631,3 +631,127 @@ fn predictions_are_written_in_avro_with_a_registered_schema() {
         "{out}"
     );
 }
+
+// --- registry outages ----------------------------------------------------------------------
+
+#[test]
+fn a_registry_outage_stops_without_loss_or_dead_letters_by_policy() {
+    let (Some(b), Some(reg_url)) = (broker(), registry()) else {
+        return;
+    };
+    let down = "http://127.0.0.1:9";
+    let spec_for = |url: &str, policy: &str| {
+        let (url, policy) = (url.to_string(), policy.to_string());
+        move |t: String| {
+            t.replace(
+                "format = \"json\"",
+                &format!("format = \"avro\"\non_registry_error = \"{policy}\""),
+            ) + &format!(
+                "\n[registry]\nurl = {url:?}\nretries = 1\nbackoff = \"50ms\"\ntimeout = \"500ms\"\n"
+            )
+        }
+    };
+    let reg = client(&reg_url);
+    let v1 = Schema::parse_str(AVRO_V1).unwrap();
+    let now = nowcast_pipeline::now_ms();
+
+    // `dead_letter`: every record whose schema cannot be fetched is dead-lettered.
+    let p = Pipeline::with_edit(&b, 2, "exactly-once", None, spec_for(down, "dead_letter"));
+    let id = reg
+        .register(
+            &format!("{}-value", p.source_topic()),
+            SchemaType::Avro,
+            AVRO_V1,
+            &[],
+        )
+        .unwrap();
+    let evs: Vec<_> = events("d", 50, 10, now - 10_000);
+    let recs: Vec<_> = evs
+        .iter()
+        .map(|e| {
+            (
+                home(&p, &e.user),
+                e.user.clone().into_bytes(),
+                avro_v1(&v1, id, e),
+            )
+        })
+        .collect();
+    let raw: Vec<_> = recs
+        .iter()
+        .map(|(pt, k, v)| (*pt, Some(&k[..]), &v[..]))
+        .collect();
+    p.produce_raw(&raw);
+    let (mut child, log) = p.spawn_logged("0", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    assert!(
+        wait(&mut child, Duration::from_secs(60)).success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let k = p.kafka().clone();
+    assert_eq!(
+        reasons(&p.read_all(&k.dead_letters_topic)),
+        [("registry_unavailable".to_string(), 50)]
+            .into_iter()
+            .collect()
+    );
+
+    // `stop` (the default): nothing is committed while the registry is down; once it is back
+    // every record is processed and none is dead-lettered.
+    let p = Pipeline::with_edit(&b, 2, "exactly-once", None, spec_for(down, "stop"));
+    let id = reg
+        .register(
+            &format!("{}-value", p.source_topic()),
+            SchemaType::Avro,
+            AVRO_V1,
+            &[],
+        )
+        .unwrap();
+    let recs: Vec<_> = evs
+        .iter()
+        .map(|e| {
+            (
+                home(&p, &e.user),
+                e.user.clone().into_bytes(),
+                avro_v1(&v1, id, e),
+            )
+        })
+        .collect();
+    let raw: Vec<_> = recs
+        .iter()
+        .map(|(pt, k, v)| (*pt, Some(&k[..]), &v[..]))
+        .collect();
+    p.produce_raw(&raw);
+    let (mut child, log) = p.spawn_logged("0", &[]);
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the member keeps retrying"
+    );
+    assert_eq!(
+        p.committed(),
+        0,
+        "nothing committed past an unresolvable record: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    terminate(&child);
+    wait(&mut child, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("schema registry"), "{text}");
+    // The registry is back (the spec now names the running one).
+    let spec = std::fs::read_to_string(&p.spec_path)
+        .unwrap()
+        .replace(down, &reg_url);
+    std::fs::write(&p.spec_path, spec).unwrap();
+    let (mut child, log) = p.spawn_logged("0", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    assert!(
+        wait(&mut child, Duration::from_secs(60)).success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(p.read_all(&p.kafka().dead_letters_topic).len(), 0);
+    assert_eq!(p.read_all(&p.kafka().predictions_topic).len(), 50);
+}
