@@ -111,3 +111,78 @@ fn confluent_framing_without_a_registry_is_a_configuration_error() {
     .unwrap_err();
     assert!(err.to_string().contains("[registry]"), "{err}");
 }
+
+/// A one-endpoint HTTP server: answers each connection with the next of `answers`
+/// (status, body) and records the request heads it saw.
+fn serve(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for (status, body) in answers {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            heads.push(head);
+            write!(
+                conn,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+        heads
+    });
+    (url, handle)
+}
+
+#[test]
+fn basic_auth_is_sent_and_server_errors_are_retried() {
+    let (url, server) = serve(vec![
+        (503, r#"{"error_code":50301,"message":"busy"}"#),
+        (200, r#"{"schema":"\"string\""}"#),
+    ]);
+    let mut cfg = RegistryConfig::new(url);
+    cfg.username = Some("svc".into());
+    cfg.password = Some("s3cret".into());
+    cfg.backoff = Duration::from_millis(1);
+    let schema = Registry::new(&cfg).unwrap().schema_by_id(42).unwrap();
+    assert_eq!(schema.schema, "\"string\"");
+    assert_eq!(schema.schema_type, nowcast_schema::SchemaType::Avro);
+    let heads = server.join().unwrap();
+    assert_eq!(heads.len(), 2, "one retry after the 503");
+    for h in &heads {
+        assert!(h.starts_with("GET /schemas/ids/42 "), "{h}");
+        // base64("svc:s3cret")
+        let auth = h
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            })
+            .map(|(_, v)| v.trim());
+        assert_eq!(auth, Some("Basic c3ZjOnMzY3JldA=="), "{h}");
+    }
+}
+
+#[test]
+fn client_errors_are_not_retried_and_unknown_ids_are_not_found() {
+    let (url, server) = serve(vec![(
+        404,
+        r#"{"error_code":40403,"message":"Schema 7 not found."}"#,
+    )]);
+    let err = Registry::new(&RegistryConfig::new(url))
+        .unwrap()
+        .schema_by_id(7)
+        .unwrap_err();
+    assert_eq!(err.reason(), RejectReason::UnknownSchema);
+    assert_eq!(server.join().unwrap().len(), 1);
+}
