@@ -184,8 +184,11 @@ struct FieldRead {
 #[derive(Debug, Clone)]
 pub struct ProtoReader {
     fields: Vec<FieldRead>,
-    /// Values for fields without presence, written before each record is read.
+    /// Values for fields without presence, written before each record is read: the slot,
+    /// and the default (an enum's first value borrows its name from `enum_defaults`).
     defaults: Vec<(usize, Val<'static>)>,
+    /// Enum fields without presence: (slot, the name of the enum's value 0).
+    enum_defaults: Vec<(usize, String)>,
 }
 
 fn kind_name(f: &FieldDescriptor) -> String {
@@ -263,7 +266,7 @@ fn default_for(f: &FieldDescriptor, read: &Read) -> Option<Val<'static>> {
         Read::Bool => Val::Bool(false),
         Read::Str => Val::Str(Cow::Borrowed("")),
         Read::Enum(names) => match names.get(&0) {
-            Some(n) => Val::Str(Cow::Owned(n.clone())),
+            Some(_) => return None, // borrowed from the reader at read time
             None => Val::Int(0),
         },
         Read::Timestamp | Read::Wrapper(_) => return None,
@@ -276,6 +279,7 @@ impl ProtoReader {
     pub fn compile(msg: &MessageDescriptor, needs: &Needs) -> Result<ProtoReader, DecodeError> {
         let mut fields = Vec::new();
         let mut defaults = Vec::new();
+        let mut enum_defaults = Vec::new();
         for (slot, need) in needs.0.iter().enumerate() {
             let Some(f) = msg.get_field_by_name(&need.name) else {
                 if need.required {
@@ -305,6 +309,10 @@ impl ProtoReader {
             if !matches!(need.usage, Use::Key | Use::Time) {
                 if let Some(d) = default_for(&f, &read) {
                     defaults.push((slot, d));
+                } else if let (false, Read::Enum(names)) = (f.supports_presence(), &read) {
+                    if let Some(first) = names.get(&0) {
+                        enum_defaults.push((slot, first.clone()));
+                    }
                 }
             }
             fields.push(FieldRead {
@@ -315,7 +323,11 @@ impl ProtoReader {
             });
         }
         fields.sort_by_key(|f| f.number);
-        Ok(ProtoReader { fields, defaults })
+        Ok(ProtoReader {
+            fields,
+            defaults,
+            enum_defaults,
+        })
     }
 
     /// Decodes one message payload into `vals`. Unknown fields are skipped; a needed field
@@ -323,6 +335,9 @@ impl ProtoReader {
     pub fn read<'a>(&'a self, payload: &'a [u8], vals: &mut [Val<'a>]) -> Result<(), DecodeError> {
         for (slot, v) in &self.defaults {
             vals[*slot] = v.clone();
+        }
+        for (slot, name) in &self.enum_defaults {
+            vals[*slot] = Val::Str(Cow::Borrowed(name));
         }
         let mut buf = payload;
         while !buf.is_empty() {
