@@ -442,7 +442,7 @@ fn broker_restart_mid_run_loses_nothing() {
     let own = OwnBroker::start();
     let p = Pipeline::new(&own.bootstrap(), 2, "exactly-once");
     p.generate(150_000, 10_000, 14);
-    let mut child = p.spawn("a", &[]);
+    let (mut child, log) = p.spawn_logged("a", &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while p.committed() < 20_000 {
         assert!(std::time::Instant::now() < deadline, "no progress");
@@ -456,7 +456,19 @@ fn broker_restart_mid_run_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("broker restarted with {at_restart} of 150000 records committed");
-    p.wait_caught_up(Duration::from_secs(240));
+    let caught_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        p.wait_caught_up(Duration::from_secs(240))
+    }));
+    if let Err(e) = caught_up {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        eprintln!(
+            "nowcast exited: {:?}; its log ends with:\n{}",
+            child.try_wait(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        std::panic::resume_unwind(e);
+    }
     terminate(&child);
     assert!(wait(&mut child, Duration::from_secs(60)).success());
     check_final(&p, &BTreeMap::new());
