@@ -60,8 +60,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 });
 
 fn run(what: &str, source: &SchemaSource, needs: &Needs, data: &[u8], absent_ok: bool) {
-    let mut path = Vec::new();
-    let (reader, payload) = match source.resolve(data, &mut path) {
+    let (reader, payload) = match source.resolve(data) {
         Ok(r) => r,
         Err(Ok(e)) => panic!("{what}: bare framing refused a record at resolve: {e}"),
         Err(Err(stop)) => panic!("{what}: bare framing asked to stop: {}", stop.0),

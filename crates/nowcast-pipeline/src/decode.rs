@@ -270,9 +270,8 @@ impl Decoder {
                 })?;
             }
             Some(src) => {
-                let mut path = Vec::new();
                 let (reader, payload) = src
-                    .resolve(bytes, &mut path)
+                    .resolve(bytes)
                     .map_err(|e| e.unwrap_or_else(|stop| stop.0))?;
                 held = reader;
                 match &*held {

@@ -567,12 +567,11 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
     // Every decoder reads what was written.
     {
         let mut vals = vec![Val::Absent; n];
-        let mut path = Vec::new();
         for (i, t) in txs.iter().enumerate() {
             let want = expected(t);
             reader.read(&avro[i], &mut vals).unwrap();
             assert_eq!(vals, want, "compiled avro, record {i}");
-            let (r, payload) = source.resolve(&avro[i], &mut path).unwrap();
+            let (r, payload) = source.resolve(&avro[i]).unwrap();
             let mut vals2 = vec![Val::Absent; n];
             r.as_ref()
                 .as_ref()
@@ -613,8 +612,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
             for rec in &avro {
                 // As the pipeline's decoder: message-index scratch, values on the stack,
                 // the reader held while the values borrow from it.
-                let mut path = Vec::new();
-                let (held, payload) = source.resolve(black_box(rec), &mut path).unwrap();
+                let (held, payload) = source.resolve(black_box(rec)).unwrap();
                 let mut on_stack: [Val<'_>; 16] = std::array::from_fn(|_| Val::Absent);
                 match &*held {
                     Ok(compiled) => compiled.read(payload, &mut on_stack[..n]).unwrap(),

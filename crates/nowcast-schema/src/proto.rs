@@ -211,9 +211,8 @@ fn read_for(f: &FieldDescriptor, usage: Use) -> Option<Read> {
         return None;
     }
     let number_ok = matches!(usage, Use::Number | Use::Scalar);
-    let int_ok = true;
     Some(match f.kind() {
-        Kind::Int64 | Kind::Uint32 if int_ok => Read::Varint,
+        Kind::Int64 | Kind::Uint32 => Read::Varint,
         Kind::Int32 => Read::Int32,
         Kind::Uint64 => Read::Uint64,
         Kind::Sint32 | Kind::Sint64 => Read::Zigzag,

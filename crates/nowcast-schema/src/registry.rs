@@ -434,7 +434,12 @@ impl Registry {
             #[serde(alias = "compatibilityLevel", alias = "compatibility")]
             level: Option<String>,
         }
-        for path in [format!("/config/{}", url_escape(subject)), "/config".into()] {
+        // `defaultToGlobal`: Apicurio otherwise answers NONE for a subject without its own
+        // level, whatever the global one is (Confluent accepts the parameter too).
+        for path in [
+            format!("/config/{}?defaultToGlobal=true", url_escape(subject)),
+            "/config".into(),
+        ] {
             match self.get_json::<Level>(&path, "the compatibility level") {
                 Ok(Level { level: Some(l) }) => return Ok(Some(l)),
                 Ok(Level { level: None }) | Err(SchemaError::NotFound { .. }) => {}

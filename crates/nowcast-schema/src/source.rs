@@ -14,7 +14,7 @@ use crate::avro::AvroReader;
 use crate::proto::{ProtoReader, ProtoSchema};
 use crate::registry::{Registry, SchemaType};
 use crate::value::{Needs, Val};
-use crate::wire::{read_message_indexes, split};
+use crate::wire::{read_message_indexes, skip_message_indexes, split};
 use crate::{DecodeError, SchemaError};
 
 /// A binary format.
@@ -89,7 +89,7 @@ impl Compiled {
 type Reader = Arc<Result<Compiled, DecodeError>>;
 
 /// A writer schema fetched by id: for Avro the compiled reader, for Protobuf the schema and
-/// the readers compiled so far per message-index path.
+/// the readers compiled so far per message-index list (keyed by its bytes on the wire).
 struct Entry {
     fetched: Instant,
     kind: EntryKind,
@@ -99,7 +99,7 @@ enum EntryKind {
     Ready(Reader),
     Proto {
         schema: ProtoSchema,
-        by_path: ArcSwap<Vec<(Box<[usize]>, Reader)>>,
+        by_path: ArcSwap<Vec<(Box<[u8]>, Reader)>>,
     },
 }
 
@@ -214,23 +214,23 @@ impl SchemaSource {
         self.format
     }
 
-    /// Finds the reader for `bytes` and the payload it reads. `path` is scratch space for
-    /// Protobuf message indexes. `Err(Ok(_))` is a dead letter, `Err(Err(Stop))` must stop
-    /// processing (the registry is down under the `stop` policy).
+    /// Finds the reader for `bytes` and the payload it reads. `Err(Ok(_))` is a dead letter,
+    /// `Err(Err(Stop))` must stop processing (the registry is down under the `stop` policy).
+    /// A cached schema costs two lock-free lookups and no allocation.
     #[allow(clippy::type_complexity)]
     pub fn resolve<'b>(
         &self,
         bytes: &'b [u8],
-        path: &mut Vec<usize>,
     ) -> Result<(Reader, &'b [u8]), Result<DecodeError, Stop>> {
         if let Some(r) = &self.bare {
             return Ok((r.clone(), bytes));
         }
         let (header, mut rest) = split(bytes).map_err(Ok)?;
         let id = header.schema_id;
-        if self.format == Format::Protobuf {
-            read_message_indexes(&mut rest, path).map_err(Ok)?;
-        }
+        let indexes = match self.format {
+            Format::Protobuf => skip_message_indexes(&mut rest).map_err(Ok)?,
+            Format::Avro => &[],
+        };
         let entry = match self.cache.load().get(&id) {
             Some(e) if !self.expired(e) => e.clone(),
             _ => self.fetch(id)?,
@@ -238,16 +238,17 @@ impl SchemaSource {
         let reader = match &entry.kind {
             EntryKind::Ready(r) => r.clone(),
             EntryKind::Proto { schema, by_path } => {
-                match by_path.load().iter().find(|(p, _)| **p == **path) {
+                match by_path.load().iter().find(|(k, _)| **k == *indexes) {
                     Some((_, r)) => r.clone(),
                     None => {
-                        let compiled = schema
-                            .message_at(path)
+                        let mut path = Vec::new();
+                        let compiled = read_message_indexes(&mut &indexes[..], &mut path)
+                            .and_then(|()| schema.message_at(&path))
                             .and_then(|m| ProtoReader::compile(&m, &self.needs))
                             .map(Compiled::Protobuf)
                             .map_err(|e| with_id(e, id));
                         let r: Reader = Arc::new(compiled);
-                        let added = (path.clone().into_boxed_slice(), r.clone());
+                        let added = (Box::<[u8]>::from(indexes), r.clone());
                         by_path.rcu(|v| {
                             let mut v = (**v).clone();
                             if v.len() < 64 {

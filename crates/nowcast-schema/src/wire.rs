@@ -87,10 +87,22 @@ pub fn write_varint(out: &mut Vec<u8>, mut v: u64) {
 /// that many zig-zag indexes; a count of 0 stands for `[0]` (the first message).
 pub fn read_message_indexes(buf: &mut &[u8], out: &mut Vec<usize>) -> Result<(), DecodeError> {
     out.clear();
+    walk_message_indexes(buf, |i| out.push(i))
+}
+
+/// Checks the message-index list and steps over it, returning its bytes (a cache key for
+/// the message it names) without decoding it into a list.
+pub fn skip_message_indexes<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
+    let start = *buf;
+    walk_message_indexes(buf, |_| {})?;
+    Ok(&start[..start.len() - buf.len()])
+}
+
+fn walk_message_indexes(buf: &mut &[u8], mut index: impl FnMut(usize)) -> Result<(), DecodeError> {
     let bad = |what: &str| DecodeError::new(RejectReason::BadMessageIndex, what.to_string());
     let count = read_zigzag(buf).ok_or_else(|| bad("the message-index list is truncated"))?;
     if count == 0 {
-        out.push(0);
+        index(0);
         return Ok(());
     }
     if !(0..=64).contains(&count) {
@@ -101,7 +113,7 @@ pub fn read_message_indexes(buf: &mut &[u8], out: &mut Vec<usize>) -> Result<(),
     for _ in 0..count {
         let i = read_zigzag(buf).ok_or_else(|| bad("the message-index list is truncated"))?;
         let i = usize::try_from(i).map_err(|_| bad(&format!("message index {i} is negative")))?;
-        out.push(i);
+        index(i);
     }
     Ok(())
 }
@@ -164,6 +176,11 @@ mod tests {
             let mut back = Vec::new();
             read_message_indexes(&mut b, &mut back).unwrap();
             prop_assert_eq!(back, ix);
+            let mut with_payload = out.clone();
+            with_payload.push(0x2a);
+            let mut b = &with_payload[..];
+            prop_assert_eq!(skip_message_indexes(&mut b).unwrap(), &out[..]);
+            prop_assert_eq!(b, &[0x2a][..]);
         }
     }
 }

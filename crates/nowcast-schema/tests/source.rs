@@ -71,8 +71,7 @@ fn bare_records_read_with_the_local_schema() {
     r.put("k", "a");
     r.put("t", 7i64);
     let bytes = to_avro_datum(&schema, r).unwrap();
-    let mut path = Vec::new();
-    let (reader, payload) = src.resolve(&bytes, &mut path).unwrap();
+    let (reader, payload) = src.resolve(&bytes).unwrap();
     let mut vals = vec![Val::Absent; 2];
     reader
         .as_ref()
@@ -86,13 +85,12 @@ fn bare_records_read_with_the_local_schema() {
 #[test]
 fn a_registry_outage_dead_letters_or_stops_by_policy() {
     let record = [0u8, 0, 0, 0, 1, 2, b'a', 14];
-    let mut path = Vec::new();
     let dl = source(OnRegistryError::DeadLetter);
-    let err = dl.resolve(&record, &mut path).err().unwrap().unwrap();
+    let err = dl.resolve(&record).err().unwrap().unwrap();
     assert_eq!(err.reason, RejectReason::RegistryUnavailable);
     assert!(err.detail.contains("schema id 1"), "{}", err.detail);
     let stop = source(OnRegistryError::Stop);
-    let stopped = stop.resolve(&record, &mut path).err().unwrap().unwrap_err();
+    let stopped = stop.resolve(&record).err().unwrap().unwrap_err();
     assert_eq!(stopped.0.reason, RejectReason::RegistryUnavailable);
 }
 

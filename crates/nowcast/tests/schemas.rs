@@ -99,6 +99,39 @@ fn assert_one_prediction_each(preds: &[Rec], all: &[Ev]) {
     assert_eq!(preds.len(), all.len(), "one prediction per valid event");
 }
 
+/// Produces `batch` (events with their encoded records), each keyed by its user on the
+/// user's partition.
+fn produce_keyed(p: &Pipeline, batch: &[(Ev, Vec<u8>)]) {
+    let keys: Vec<(i32, Vec<u8>)> = batch
+        .iter()
+        .map(|(e, _)| (home(p, &e.user), e.user.clone().into_bytes()))
+        .collect();
+    let raw: Vec<_> = keys
+        .iter()
+        .zip(batch)
+        .map(|((part, k), (_, v))| (*part, Some(&k[..]), &v[..]))
+        .collect();
+    p.produce_raw(&raw);
+}
+
+/// Stops `nowcast run` with SIGTERM and asserts that it exits cleanly (showing its log if not).
+fn stop_cleanly(mut child: harness::Proc, log: &std::path::Path) {
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "nowcast run failed: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Starts `nowcast run`, waits until it has committed all its input, and stops it.
+fn run_until_caught_up(p: &Pipeline) {
+    let (child, log) = p.spawn_logged("0", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    stop_cleanly(child, &log);
+}
+
 /// Runs the pipeline over `first`, lets `evolve` register the next schema and produce
 /// `second` while it runs, then checks predictions, dead letters and state.
 fn run_and_check(
@@ -108,35 +141,16 @@ fn run_and_check(
     second: impl FnOnce() -> Vec<(Ev, Vec<u8>)>,
     expected_dead: &BTreeMap<String, usize>,
 ) {
-    let framed = |batch: &[(Ev, Vec<u8>)]| -> Vec<(i32, Vec<u8>, Vec<u8>)> {
-        batch
-            .iter()
-            .map(|(e, v)| (home(p, &e.user), e.user.clone().into_bytes(), v.clone()))
-            .collect()
-    };
-    let produce = |recs: &[(i32, Vec<u8>, Vec<u8>)]| {
-        let raw: Vec<_> = recs
-            .iter()
-            .map(|(part, k, v)| (*part, Some(&k[..]), &v[..]))
-            .collect();
-        p.produce_raw(&raw);
-    };
-    produce(&framed(first));
+    produce_keyed(p, first);
     let bad_raw: Vec<_> = bad.iter().map(|(part, v)| (*part, None, &v[..])).collect();
     p.produce_raw(&bad_raw);
-    let (mut child, log) = p.spawn_logged("0", &[]);
+    let (child, log) = p.spawn_logged("0", &[]);
     p.wait_caught_up(Duration::from_secs(120));
     // The producer evolves while nowcast runs.
     let second = second();
-    produce(&framed(&second));
+    produce_keyed(p, &second);
     p.wait_caught_up(Duration::from_secs(120));
-    terminate(&child);
-    let status = wait(&mut child, Duration::from_secs(60));
-    assert!(
-        status.success(),
-        "nowcast run failed: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    stop_cleanly(child, &log);
 
     let k = p.kafka();
     let all: Vec<Ev> = first
@@ -514,15 +528,7 @@ fn generate_writes_avro_that_run_scores_like_the_oracle() {
         ) + &format!("\n[registry]\nurl = {reg_url:?}\n")
     });
     p.generate(3000, 500, 11);
-    let (mut child, log) = p.spawn_logged("0", &[]);
-    p.wait_caught_up(Duration::from_secs(120));
-    terminate(&child);
-    let status = wait(&mut child, Duration::from_secs(60));
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    run_until_caught_up(&p);
     let k = p.kafka();
     let source = p.read_all(&p.source_topic());
     assert_eq!(source.len(), 3000);
@@ -557,15 +563,7 @@ fn predictions_are_written_in_avro_with_a_registered_schema() {
     let (ok, out) = validate(&p.spec_path);
     assert!(ok, "{out}");
     p.generate(2000, 300, 5);
-    let (mut child, log) = p.spawn_logged("0", &[]);
-    p.wait_caught_up(Duration::from_secs(120));
-    terminate(&child);
-    let status = wait(&mut child, Duration::from_secs(60));
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    run_until_caught_up(&p);
 
     let preds = p.read_all(&k.predictions_topic);
     assert_eq!(preds.len(), 2000);
@@ -610,7 +608,12 @@ fn predictions_are_written_in_avro_with_a_registered_schema() {
     }
 
     // A registered version nowcast's schema cannot follow makes `validate` fail.
+    assert!(reg.subjects().unwrap().contains(&subject));
     reg.set_compatibility(&subject, "BACKWARD").unwrap();
+    assert_eq!(
+        reg.compatibility(&subject).unwrap().as_deref(),
+        Some("BACKWARD")
+    );
     let (ok, out) = validate(&p.spec_path);
     assert!(ok, "{out}");
     // A version without `emit_time`: nowcast's schema cannot read its records (BACKWARD).
@@ -666,29 +669,12 @@ fn a_registry_outage_stops_without_loss_or_dead_letters_by_policy() {
         )
         .unwrap();
     let evs: Vec<_> = events("d", 50, 10, now - 10_000);
-    let recs: Vec<_> = evs
+    let batch: Vec<_> = evs
         .iter()
-        .map(|e| {
-            (
-                home(&p, &e.user),
-                e.user.clone().into_bytes(),
-                avro_v1(&v1, id, e),
-            )
-        })
+        .map(|e| (e.clone(), avro_v1(&v1, id, e)))
         .collect();
-    let raw: Vec<_> = recs
-        .iter()
-        .map(|(pt, k, v)| (*pt, Some(&k[..]), &v[..]))
-        .collect();
-    p.produce_raw(&raw);
-    let (mut child, log) = p.spawn_logged("0", &[]);
-    p.wait_caught_up(Duration::from_secs(120));
-    terminate(&child);
-    assert!(
-        wait(&mut child, Duration::from_secs(60)).success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    produce_keyed(&p, &batch);
+    run_until_caught_up(&p);
     let k = p.kafka().clone();
     assert_eq!(
         reasons(&p.read_all(&k.dead_letters_topic)),
@@ -708,21 +694,11 @@ fn a_registry_outage_stops_without_loss_or_dead_letters_by_policy() {
             &[],
         )
         .unwrap();
-    let recs: Vec<_> = evs
+    let batch: Vec<_> = evs
         .iter()
-        .map(|e| {
-            (
-                home(&p, &e.user),
-                e.user.clone().into_bytes(),
-                avro_v1(&v1, id, e),
-            )
-        })
+        .map(|e| (e.clone(), avro_v1(&v1, id, e)))
         .collect();
-    let raw: Vec<_> = recs
-        .iter()
-        .map(|(pt, k, v)| (*pt, Some(&k[..]), &v[..]))
-        .collect();
-    p.produce_raw(&raw);
+    produce_keyed(&p, &batch);
     let (mut child, log) = p.spawn_logged("0", &[]);
     std::thread::sleep(Duration::from_secs(8));
     assert!(
@@ -744,14 +720,7 @@ fn a_registry_outage_stops_without_loss_or_dead_letters_by_policy() {
         .unwrap()
         .replace(down, &reg_url);
     std::fs::write(&p.spec_path, spec).unwrap();
-    let (mut child, log) = p.spawn_logged("0", &[]);
-    p.wait_caught_up(Duration::from_secs(120));
-    terminate(&child);
-    assert!(
-        wait(&mut child, Duration::from_secs(60)).success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    run_until_caught_up(&p);
     assert_eq!(p.read_all(&p.kafka().dead_letters_topic).len(), 0);
     assert_eq!(p.read_all(&p.kafka().predictions_topic).len(), 50);
 }
