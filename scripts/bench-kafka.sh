@@ -14,6 +14,8 @@
 #                       (e.g. 1000000; produces max(--events, N) events for it first)
 #   --no-recovery       skip the recovery measurement
 #   --no-build          use the existing $CARGO_TARGET_DIR/release/nowcast
+#   --append FILE       TOML appended to every generated spec (e.g. a [kafka.producer] table
+#                       to compare librdkafka settings)
 #   --keep              keep the benchmark topics on the broker (default: deleted at the end)
 #
 # Per mode and repetition: a copy of the example spec with unique topics and group in a temp
@@ -46,6 +48,7 @@ RECOVERY_USERS=""
 RECOVERY=1
 BUILD=1
 KEEP=0
+APPEND=""
 POLL_MS=500
 CAUGHT_UP_TIMEOUT=900
 
@@ -58,6 +61,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --events) EVENTS="$2"; shift 2 ;;
         --users) USERS="$2"; shift 2 ;;
+        --append) APPEND="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
         --repeat) REPEAT="$2"; shift 2 ;;
         --modes) MODES="$2"; shift 2 ;;
         --recovery-users) RECOVERY_USERS="$2"; shift 2 ;;
@@ -243,6 +247,9 @@ make_spec() {
         -e "s#^delivery = .*#delivery = \"$delivery\"#" \
         -e "s#^commit_interval = .*#commit_interval = \"100ms\"#" \
         examples/kafka/pipeline.toml >"$dir/pipeline.toml"
+    if [ -n "$APPEND" ]; then
+        { echo; cat "$APPEND"; } >>"$dir/pipeline.toml"
+    fi
     grep -q "^delivery = \"$delivery\"" "$dir/pipeline.toml" || die "could not set delivery in $dir/pipeline.toml"
     grep -q "$prefix.transactions" "$dir/pipeline.toml" || die "could not rename the topics in $dir/pipeline.toml"
 }
