@@ -14,6 +14,7 @@
 #                       (e.g. 1000000; produces max(--events, N) events for it first)
 #   --no-recovery       skip the recovery measurement
 #   --no-build          use the existing $CARGO_TARGET_DIR/release/nowcast
+#   --threads N         processing threads (consumer-group members) per process (default 1)
 #   --append FILE       TOML appended to every generated spec (e.g. a [kafka.producer] table
 #                       to compare librdkafka settings)
 #   --keep              keep the benchmark topics on the broker (default: deleted at the end)
@@ -49,6 +50,7 @@ RECOVERY=1
 BUILD=1
 KEEP=0
 APPEND=""
+THREADS=1
 POLL_MS=500
 CAUGHT_UP_TIMEOUT=900
 
@@ -61,6 +63,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --events) EVENTS="$2"; shift 2 ;;
         --users) USERS="$2"; shift 2 ;;
+        --threads) THREADS="$2"; shift 2 ;;
         --append) APPEND="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
         --repeat) REPEAT="$2"; shift 2 ;;
         --modes) MODES="$2"; shift 2 ;;
@@ -246,6 +249,7 @@ make_spec() {
         -e "s#^data_dir = .*#data_dir = \"$dir/data\"#" \
         -e "s#^delivery = .*#delivery = \"$delivery\"#" \
         -e "s#^commit_interval = .*#commit_interval = \"100ms\"#" \
+        -e "s#^threads = [0-9]*#threads = $THREADS#" \
         examples/kafka/pipeline.toml >"$dir/pipeline.toml"
     if [ -n "$APPEND" ]; then
         { echo; cat "$APPEND"; } >>"$dir/pipeline.toml"
