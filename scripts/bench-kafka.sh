@@ -64,7 +64,9 @@ while [ $# -gt 0 ]; do
         --events) EVENTS="$2"; shift 2 ;;
         --users) USERS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
-        --append) APPEND="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+        --append)
+            [ -f "$2" ] || { echo "bench-kafka: --append $2: no such file" >&2; exit 2; }
+            APPEND="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
         --repeat) REPEAT="$2"; shift 2 ;;
         --modes) MODES="$2"; shift 2 ;;
         --recovery-users) RECOVERY_USERS="$2"; shift 2 ;;
@@ -254,6 +256,7 @@ make_spec() {
     if [ -n "$APPEND" ]; then
         { echo; cat "$APPEND"; } >>"$dir/pipeline.toml"
     fi
+    grep -q "^threads = $THREADS\b" "$dir/pipeline.toml" || die "could not set threads in $dir/pipeline.toml"
     grep -q "^delivery = \"$delivery\"" "$dir/pipeline.toml" || die "could not set delivery in $dir/pipeline.toml"
     grep -q "$prefix.transactions" "$dir/pipeline.toml" || die "could not rename the topics in $dir/pipeline.toml"
 }

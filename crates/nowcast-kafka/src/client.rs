@@ -24,6 +24,37 @@ pub fn bootstrap(
         })
 }
 
+/// Checks every librdkafka property of the spec on its own, so a refused one (an unknown name, a
+/// bad value, a codec this build lacks) stops the start with its table and key instead of
+/// failing each client's creation later.
+pub fn check_properties(spec: &KafkaSpec, spec_file: &str) -> Result<(), KafkaError> {
+    let tables = [
+        ("kafka.properties", &spec.properties),
+        ("kafka.consumer", &spec.consumer),
+        ("kafka.producer", &spec.producer),
+    ];
+    for (table, map) in tables {
+        for (key, value) in map {
+            let mut c = ClientConfig::new();
+            c.set(key, value);
+            if let Err(e) = c.create_native_config() {
+                let reason = match e {
+                    rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
+                    other => other.to_string(),
+                };
+                return Err(KafkaError::Property {
+                    spec: spec_file.to_string(),
+                    table,
+                    key: key.clone(),
+                    value: value.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn base(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
@@ -91,4 +122,44 @@ pub fn producer(spec: &KafkaSpec, bootstrap: &str, transactional_id: Option<&str
         }
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(extra: &str) -> KafkaSpec {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kafka");
+        let text = std::fs::read_to_string(dir.join("pipeline.toml")).expect("example spec");
+        let spec = nowcast_spec::parse_spec(&format!("{text}\n{extra}"), "pipeline.toml", &dir)
+            .expect("example spec parses");
+        spec.kafka.expect("a [kafka] section")
+    }
+
+    #[test]
+    fn producer_codec_missing_from_this_build_names_table_and_key() {
+        let spec = spec_with("[kafka.producer]\n\"compression.type\" = \"zstd\"\n");
+        let err = check_properties(&spec, "pipeline.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("pipeline.toml: [kafka.producer] \"compression.type\" = \"zstd\": "),
+            "{msg}"
+        );
+        assert!(msg.contains("zstd"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_property_is_refused() {
+        let spec = spec_with("[kafka.properties]\n\"no.such.property\" = \"1\"\n");
+        let msg = check_properties(&spec, "f.toml").unwrap_err().to_string();
+        assert!(
+            msg.contains("[kafka.properties] \"no.such.property\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn example_properties_pass() {
+        check_properties(&spec_with(""), "pipeline.toml").unwrap();
+    }
 }

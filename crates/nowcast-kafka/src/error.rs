@@ -15,6 +15,20 @@ pub enum KafkaError {
         /// The spec file.
         spec: String,
     },
+    /// librdkafka refuses a property given in the spec.
+    #[error("{spec}: [{table}] \"{key}\" = \"{value}\": {reason}; fix: change or remove it (see https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)")]
+    Property {
+        /// The spec file.
+        spec: String,
+        /// The table it is in (`kafka.properties`, `kafka.consumer`, `kafka.producer`).
+        table: &'static str,
+        /// The property.
+        key: String,
+        /// Its value.
+        value: String,
+        /// librdkafka's reason.
+        reason: String,
+    },
     /// A client call failed.
     #[error("{context}: {source}")]
     Client {

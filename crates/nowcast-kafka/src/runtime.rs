@@ -124,6 +124,7 @@ impl KafkaRuntime {
                 spec.sources.len()
             )));
         }
+        client::check_properties(&kafka, &opts.spec_file)?;
         let bootstrap = client::bootstrap(&kafka, opts.bootstrap.as_deref(), &opts.spec_file)?;
         if let Some(i) = &opts.instance {
             kafka.instance = i.clone();

@@ -193,7 +193,15 @@ fn is_fatal(e: &KafkaError) -> bool {
             source: RdError::Transaction(t),
             ..
         } => t.is_fatal(),
-        KafkaError::State(_) | KafkaError::Model(_) | KafkaError::NotKafka { .. } => true,
+        // A configuration librdkafka refuses does not get better by rebuilding the member.
+        KafkaError::Client {
+            source: RdError::ClientConfig(..) | RdError::ClientCreation(_),
+            ..
+        } => true,
+        KafkaError::State(_)
+        | KafkaError::Model(_)
+        | KafkaError::NotKafka { .. }
+        | KafkaError::Property { .. } => true,
         _ => false,
     }
 }
