@@ -64,8 +64,11 @@ impl Replica {
             .map(|_| Engine::new(spec.engine.clone()).map(RwLock::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| KafkaError::State(e.to_string()))?;
-        let model = ModelHandle::new(nowcast_pipeline::runtime::model_spec(&spec))
-            .map_err(|e| KafkaError::Model(e.to_string()))?;
+        let model = ModelHandle::with_options(
+            nowcast_pipeline::runtime::model_spec(&spec),
+            nowcast_pipeline::runtime::model_options(&spec),
+        )
+        .map_err(|e| KafkaError::Model(e.to_string()))?;
         model.spawn_watcher(Duration::from_millis(spec.model.reload_interval as u64));
         let inner = Arc::new(Inner {
             plan: InputPlan::new(&spec),

@@ -165,8 +165,11 @@ impl KafkaRuntime {
             partition_count(&probe, &kafka.late_topic)?,
         ];
         drop(probe);
-        let model = ModelHandle::new(nowcast_pipeline::runtime::model_spec(&spec))
-            .map_err(|e| KafkaError::Model(e.to_string()))?;
+        let model = ModelHandle::with_options(
+            nowcast_pipeline::runtime::model_spec(&spec),
+            nowcast_pipeline::runtime::model_options(&spec),
+        )
+        .map_err(|e| KafkaError::Model(e.to_string()))?;
         let threads = kafka.threads;
         let registry = nowcast_pipeline::formats::registry_client(&spec)?;
         let predictions_avro = match (&registry, spec.avro_predictions) {

@@ -120,11 +120,31 @@ fn main() {
         },
         n_inputs: N_INPUTS,
     };
-    let specs = [onnx("fraud_logreg"), onnx("fraud_gbt"), linear];
+    // The GBT twice: through ONNX Runtime, and compiled to native code (the default).
+    let named = |name: &str, mut spec: ModelSpec| {
+        spec.name = name.into();
+        spec
+    };
+    let specs = [
+        (onnx("fraud_logreg"), false),
+        (named("fraud_gbt (onnxruntime)", onnx("fraud_gbt")), false),
+        (named("fraud_gbt (compiled)", onnx("fraud_gbt")), true),
+        (linear, false),
+    ];
     let models: Vec<LoadedModel> = specs
         .iter()
-        .map(|s| LoadedModel::load(s).unwrap_or_else(|e| panic!("{e}")))
+        .map(|(s, compile_trees)| {
+            let options = LoadOptions {
+                compile_trees: *compile_trees,
+                ..LoadOptions::default()
+            };
+            LoadedModel::load_with(s, &options).unwrap_or_else(|e| panic!("{e}"))
+        })
         .collect();
+    for m in &models {
+        println!("{}: {}", m.name(), m.engine());
+    }
+    println!();
 
     if run("single") {
         single_section(&cfg, &models, &data);
@@ -153,7 +173,7 @@ fn single_section(cfg: &Config, models: &[LoadedModel], data: &[f32]) {
         handle.current().score_batch(row, 1, out).unwrap();
     };
     let mut names: Vec<String> = models.iter().map(|m| m.name().to_string()).collect();
-    names.push("fraud_gbt via ModelHandle::current()".into());
+    names.push("fraud_gbt (compiled) via ModelHandle::current()".into());
     let mut all: Vec<Histogram<u64>> = names.iter().map(|_| hist()).collect();
     let mut best: Vec<(u64, u64)> = names.iter().map(|_| (u64::MAX, u64::MAX)).collect();
     for _ in 0..ROUNDS {
@@ -235,7 +255,14 @@ fn concurrency_section(cfg: &Config, data: &[f32]) {
     for name in ["fraud_logreg", "fraud_gbt"] {
         for (threads, max_sessions) in [(1, 1), (2, 1), (2, 2)] {
             let model = Arc::new(
-                LoadedModel::load_with(&onnx(name), &LoadOptions { max_sessions }).unwrap(),
+                LoadedModel::load_with(
+                    &onnx(name),
+                    &LoadOptions {
+                        max_sessions,
+                        compile_trees: false,
+                    },
+                )
+                .unwrap(),
             );
             let data: Arc<[f32]> = data.into();
             let until = Instant::now() + cfg.concurrent_for;

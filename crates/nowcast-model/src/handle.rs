@@ -166,9 +166,10 @@ impl ModelHandle {
                             last_error = None;
                             let model = handle.current();
                             eprintln!(
-                                "nowcast-model: model `{}` reloaded, now version {}",
+                                "nowcast-model: model `{}` reloaded, now version {} ({})",
                                 model.name(),
-                                model.version()
+                                model.version(),
+                                model.engine()
                             );
                         }
                         Ok(false) => {}

@@ -5,6 +5,8 @@
 //! | `model` | [`ModelSpec`], [`ModelKind`], [`LoadOptions`], [`LoadedModel`] (`load`, `score_batch`) |
 //! | `handle` | [`ModelHandle`]: lock-free current version, hot reload, watcher thread |
 //! | `onnx` | ONNX models through ONNX Runtime (`ort`, loaded dynamically), session pool |
+//! | `trees` | tree-ensemble graphs compiled to native code (checked against ONNX Runtime) |
+//! | `onnx_proto` | the subset of ONNX's protobuf schema `trees` decodes |
 //! | `linear` | the built-in linear / logistic model |
 //! | `runtime` | [`onnxruntime_library`]: finding `libonnxruntime.so`; one-time initialisation |
 //! | `error` | [`ModelError`] |
@@ -21,7 +23,9 @@ mod handle;
 mod linear;
 mod model;
 mod onnx;
+mod onnx_proto;
 mod runtime;
+mod trees;
 
 pub use error::{ErrorKind, ModelError};
 pub use handle::ModelHandle;

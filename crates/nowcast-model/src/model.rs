@@ -47,12 +47,17 @@ pub struct LoadOptions {
     /// the same time (more wait). Sessions are created on demand. Default: number of cores.
     /// `1` makes every call share one session behind a mutex.
     pub max_sessions: usize,
+    /// Compile a tree-ensemble graph (`TreeEnsembleClassifier`/`Regressor`) into native code
+    /// when it is one of the supported shapes and it scores probe rows exactly as ONNX Runtime
+    /// does; otherwise ONNX Runtime scores. Default `true`.
+    pub compile_trees: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             max_sessions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            compile_trees: true,
         }
     }
 }
@@ -193,6 +198,15 @@ impl LoadedModel {
             Scorer::Onnx(onnx) => onnx.output_desc(),
             Scorer::Linear(linear) if linear.is_logistic() => "logistic".into(),
             Scorer::Linear(_) => "linear".into(),
+        }
+    }
+
+    /// What computes the scores: `"linear"`, `"onnxruntime"` (with the reason when a tree
+    /// ensemble was not compiled) or `"compiled TreeEnsembleClassifier, 100 trees, …"`.
+    pub fn engine(&self) -> &str {
+        match &self.scorer {
+            Scorer::Onnx(onnx) => onnx.engine(),
+            Scorer::Linear(_) => "linear",
         }
     }
 

@@ -33,7 +33,11 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, Sess
 use ort::value::{Tensor, TensorElementType, TensorRef, ValueType};
 use parking_lot::{Condvar, Mutex};
 
+use crate::trees::TreeEnsemble;
 use crate::{runtime, LoadOptions, ModelError};
+
+/// Probe rows a compiled tree ensemble is checked on against ONNX Runtime at load.
+const PROBE_ROWS: usize = 4096;
 
 /// How the chosen output becomes one score per row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,12 @@ pub(crate) struct OnnxModel {
     single_output_shape: Option<Vec<usize>>,
     bytes: Vec<u8>,
     pool: Pool,
+    /// The natively compiled tree ensemble, when the graph is one and it agreed with ONNX
+    /// Runtime on the probe rows; scoring then bypasses the sessions.
+    compiled: Option<Box<TreeEnsemble>>,
+    /// What scores: `"onnxruntime"` (with the reason a tree ensemble was not compiled, if it
+    /// was tried) or `"compiled …"`.
+    engine: String,
 }
 
 /// One session plus the run options that select the output we read.
@@ -118,6 +128,8 @@ impl OnnxModel {
             readout,
             single_output_shape,
             bytes,
+            compiled: None,
+            engine: "onnxruntime".into(),
             pool: Pool {
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
@@ -130,7 +142,64 @@ impl OnnxModel {
         let worker = model.new_worker(session)?;
         model.pool.state.get_mut().idle.push(worker);
         model.trial_run()?;
+        if options.compile_trees {
+            model.compile_trees();
+        }
         Ok(model)
+    }
+
+    /// Compiles the graph if it is a supported tree ensemble and keeps the compiled form if it
+    /// scores [`PROBE_ROWS`] probe rows exactly as ONNX Runtime does (within 1e-6 absolute, or
+    /// relative beyond 1).
+    fn compile_trees(&mut self) {
+        let trees = match TreeEnsemble::compile(&self.bytes, self.n_inputs, &self.output) {
+            Ok(trees) => trees,
+            Err(why) => {
+                self.engine = format!("onnxruntime (not compiled: {why})");
+                return;
+            }
+        };
+        let rows = trees.probe_rows(PROBE_ROWS);
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        if let Err(e) = self.score(&rows, PROBE_ROWS, &mut want, "(loading)") {
+            self.engine = format!("onnxruntime (compiled trees not checked: {e})");
+            return;
+        }
+        trees.score(&rows, &mut got);
+        let worst = want
+            .iter()
+            .zip(&got)
+            .enumerate()
+            .map(|(i, (w, g))| {
+                let d = if w.is_nan() && g.is_nan() {
+                    0.0
+                } else {
+                    (w - g).abs() / w.abs().max(1.0)
+                };
+                (i, if d.is_nan() { f64::INFINITY } else { d })
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match worst {
+            Some((i, d)) if d > 1e-6 => {
+                self.engine = format!(
+                    "onnxruntime (compiled trees differ on probe row {i}: {} vs {})",
+                    got[i], want[i]
+                );
+            }
+            _ => {
+                let exact = want.iter().zip(&got).filter(|(w, g)| w == g).count();
+                self.engine = format!(
+                    "compiled {} (equal to ONNX Runtime on {exact} of {PROBE_ROWS} probe rows, the rest within 1e-6)",
+                    trees.describe()
+                );
+                self.compiled = Some(Box::new(trees));
+            }
+        }
+    }
+
+    /// What scores this model (see [`crate::LoadedModel::engine`]).
+    pub(crate) fn engine(&self) -> &str {
+        &self.engine
     }
 
     /// Scores rows of zeros through the one-row path and the batch path; both must work and agree.
@@ -164,6 +233,10 @@ impl OnnxModel {
         out: &mut Vec<f64>,
         version: &str,
     ) -> Result<(), ModelError> {
+        if let Some(trees) = &self.compiled {
+            trees.score(rows, out);
+            return Ok(());
+        }
         let fail = |detail: String| ModelError::Inference {
             model: self.name.clone(),
             version: version.to_string(),

@@ -181,7 +181,10 @@ fn concurrent_scoring_from_threads_agrees() {
         let model = Arc::new(
             LoadedModel::load_with(
                 &onnx_spec("fraud_gbt", "fraud_gbt.onnx", 12),
-                &LoadOptions { max_sessions },
+                &LoadOptions {
+                    max_sessions,
+                    compile_trees: false,
+                },
             )
             .unwrap_or_else(|e| panic!("{e}")),
         );

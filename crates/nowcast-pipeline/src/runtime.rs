@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use nowcast_core::{partition_for_key, Millis, RejectReason};
 use nowcast_log::{Log, LogConfig};
-use nowcast_model::{ModelHandle, ModelKind, ModelSpec};
+use nowcast_model::{LoadOptions, ModelHandle, ModelKind, ModelSpec};
 use nowcast_serve::{BackendError, IngestLineError, IngestOutcome};
 use nowcast_spec::{ModelKindDef, PipelineSpec};
 use nowcast_window::Engine;
@@ -126,6 +126,16 @@ pub struct Report {
     pub model: String,
     /// Model version at the end.
     pub model_version: String,
+    /// What scored it (e.g. `compiled TreeEnsembleClassifier, 100 trees, …` or `onnxruntime`).
+    pub model_engine: String,
+}
+
+/// The load options the spec asks for (`model.engine`).
+pub fn model_options(spec: &PipelineSpec) -> LoadOptions {
+    LoadOptions {
+        compile_trees: spec.model.compile_trees,
+        ..LoadOptions::default()
+    }
 }
 
 /// The model runtime's description of the spec's model.
@@ -172,8 +182,8 @@ impl Runtime {
                 cfg,
             )?));
         }
-        let model =
-            ModelHandle::new(model_spec(&spec)).map_err(|e| PipelineError::Model(e.to_string()))?;
+        let model = ModelHandle::with_options(model_spec(&spec), model_options(&spec))
+            .map_err(|e| PipelineError::Model(e.to_string()))?;
         let mut shards = Vec::new();
         let mut tasks = Vec::new();
         let write_features = opts.write_features || spec.write_features;
@@ -385,6 +395,7 @@ impl Runtime {
             },
             model: model.name().to_string(),
             model_version: model.version().to_string(),
+            model_engine: model.engine().to_string(),
         }
     }
 

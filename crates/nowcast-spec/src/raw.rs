@@ -171,6 +171,10 @@ pub struct ModelSection {
     /// How often the model file is checked for a new version. Default `1s`.
     #[serde(default)]
     pub reload_interval: Option<String>,
+    /// `onnx`: `auto` (default) compiles a tree-ensemble graph to native code when it scores
+    /// exactly as ONNX Runtime does; `onnxruntime` always scores through ONNX Runtime.
+    #[serde(default)]
+    pub engine: Option<String>,
 }
 
 /// `[serving]`.

@@ -140,6 +140,9 @@ pub struct ModelDef {
     pub request_fields: Vec<String>,
     /// Model file poll interval.
     pub reload_interval: Millis,
+    /// `model.engine`: compile tree-ensemble graphs to native code (`auto`, the default) or
+    /// always score through ONNX Runtime (`onnxruntime`).
+    pub compile_trees: bool,
 }
 
 /// Model kinds.

@@ -962,12 +962,33 @@ impl Validator {
             1_000,
             true,
         );
+        let compile_trees = match (m.engine.as_deref(), m.kind.as_str()) {
+            (None | Some("auto"), _) => true,
+            (Some("onnxruntime"), "onnx") => false,
+            (Some("onnxruntime"), _) => {
+                self.push(
+                    "model.engine",
+                    "`engine` applies to onnx models only",
+                    "remove `engine` or set `type = \"onnx\"`",
+                );
+                true
+            }
+            (Some(other), _) => {
+                self.push(
+                    "model.engine",
+                    format!("unknown engine `{other}`"),
+                    "use `auto` (compile tree ensembles, checked against ONNX Runtime) or `onnxruntime`",
+                );
+                true
+            }
+        };
         Some(ModelDef {
             name: m.name.clone(),
             kind: kind?,
             inputs,
             request_fields: m.request_fields.clone(),
             reload_interval,
+            compile_trees,
         })
     }
 }

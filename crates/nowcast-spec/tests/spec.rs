@@ -57,6 +57,31 @@ fn demo_spec_declares_three_windows_and_the_model_inputs() {
         .find(|i| i.name() == "secs_since_last_1d")
         .unwrap();
     assert!(matches!(default_secs, ModelInput::Feature { default, .. } if *default == -1.0));
+    assert!(
+        spec.model.compile_trees,
+        "engine = \"auto\" compiles tree ensembles"
+    );
+}
+
+#[test]
+fn model_engine_is_checked_with_its_fix() {
+    let spec = parse_spec(GOOD, "test.toml", Path::new(".")).unwrap();
+    assert!(spec.model.compile_trees, "the default is auto");
+    let p = problems(&GOOD.replace("[model]", "[model]\nengine = \"tract\""));
+    assert!(
+        p.iter()
+            .any(|p| p.contains("model.engine: unknown engine `tract`")
+                && p.contains("`auto`")
+                && p.contains("`onnxruntime`")),
+        "{p:?}"
+    );
+    // GOOD's model is linear: forcing ONNX Runtime there is a mistake worth naming.
+    let p = problems(&GOOD.replace("[model]", "[model]\nengine = \"onnxruntime\""));
+    assert!(
+        p.iter()
+            .any(|p| p.contains("model.engine: `engine` applies to onnx models only")),
+        "{p:?}"
+    );
 }
 
 const GOOD: &str = r#"

@@ -262,6 +262,7 @@ fn print_text(r: &Report) {
         r.state_entities, r.state_bytes, r.bytes_per_entity
     );
     println!("model               {} {}", r.model, r.model_version);
+    println!("scored by           {}", r.model_engine);
 }
 
 pub fn main(a: DemoArgs) -> anyhow::Result<ExitCode> {
