@@ -19,6 +19,12 @@ fn push_f64(out: &mut Vec<u8>, v: f64) {
     serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
 }
 
+/// The shortest decimal that reads back as exactly this `f32` (`21.78`, not the widened
+/// `21.780000686645508`): model inputs are `f32`, so this is the exact value the model saw.
+fn push_f32(out: &mut Vec<u8>, v: f32) {
+    serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
+}
+
 fn push_i64(out: &mut Vec<u8>, v: i64) {
     use std::io::Write;
     let _ = write!(out, "{v}");
@@ -156,7 +162,8 @@ pub struct PredictionLine<'a> {
     pub model_version: &'a str,
     /// Model input names as pre-rendered JSON keys ([`object_key`]).
     pub keys: &'a [Vec<u8>],
-    /// Model input values as fed to the model.
+    /// Model input values as fed to the model, written in the shortest form that reads back as
+    /// the same `f32`.
     pub values: &'a [f32],
     /// Event time.
     pub event_time: i64,
@@ -183,12 +190,50 @@ impl PredictionLine<'_> {
                 out.push(b',');
             }
             out.extend_from_slice(k);
-            push_f64(out, *v as f64);
+            push_f32(out, *v);
         }
         out.extend_from_slice(b"},\"event_time\":");
         push_i64(out, self.event_time);
         out.extend_from_slice(b",\"emit_time\":");
         push_i64(out, self.emit_time);
         out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prediction_features_are_the_f32_the_model_saw_in_shortest_form() {
+        let keys = [
+            object_key("amount"),
+            object_key("sum_1h"),
+            object_key("bad"),
+        ];
+        let mut out = Vec::new();
+        PredictionLine {
+            event_id: "e-1",
+            entity: "u-\"1\"",
+            score: 0.25,
+            model: "m",
+            model_version: "v",
+            keys: &keys,
+            values: &[21.78, 2681.58, f32::NAN],
+            event_time: 5,
+            emit_time: 6,
+        }
+        .write(&mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert_eq!(
+            line,
+            r#"{"event_id":"e-1","entity":"u-\"1\"","score":0.25,"model":"m","model_version":"v","features":{"amount":21.78,"sum_1h":2681.58,"bad":null},"event_time":5,"emit_time":6}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        // Read back and narrowed, each value is bit for bit the model's input.
+        assert_eq!(
+            (v["features"]["sum_1h"].as_f64().unwrap() as f32).to_bits(),
+            2681.58f32.to_bits()
+        );
     }
 }
