@@ -26,8 +26,19 @@ pub fn bootstrap(
 
 /// Checks every librdkafka property of the spec on its own, so a refused one (an unknown name, a
 /// bad value, a codec this build lacks) stops the start with its table and key instead of
-/// failing each client's creation later.
+/// failing each client's creation later. Returns the first refused property; see
+/// [`property_problems`] for all of them.
 pub fn check_properties(spec: &KafkaSpec, spec_file: &str) -> Result<(), KafkaError> {
+    match property_problems(spec, spec_file).into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Every librdkafka property of the spec that librdkafka refuses, in table order
+/// ([`KafkaError::Property`] each); `nowcast validate` reports them all.
+pub fn property_problems(spec: &KafkaSpec, spec_file: &str) -> Vec<KafkaError> {
+    let mut problems = Vec::new();
     let tables = [
         ("kafka.properties", &spec.properties),
         ("kafka.consumer", &spec.consumer),
@@ -42,7 +53,7 @@ pub fn check_properties(spec: &KafkaSpec, spec_file: &str) -> Result<(), KafkaEr
                     rdkafka::error::KafkaError::ClientConfig(_, desc, _, _) => desc,
                     other => other.to_string(),
                 };
-                return Err(KafkaError::Property {
+                problems.push(KafkaError::Property {
                     spec: spec_file.to_string(),
                     table,
                     key: key.clone(),
@@ -52,7 +63,7 @@ pub fn check_properties(spec: &KafkaSpec, spec_file: &str) -> Result<(), KafkaEr
             }
         }
     }
-    Ok(())
+    problems
 }
 
 fn base(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
@@ -156,6 +167,21 @@ mod tests {
             msg.contains("[kafka.properties] \"no.such.property\""),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn every_refused_property_is_reported() {
+        let spec = spec_with(
+            "[kafka.properties]\n\"no.such.property\" = \"1\"\n\
+             [kafka.producer]\n\"linger.ms\" = \"soon\"\n",
+        );
+        let problems: Vec<String> = property_problems(&spec, "f.toml")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("[kafka.properties] \"no.such.property\""));
+        assert!(problems[1].contains("[kafka.producer] \"linger.ms\" = \"soon\""));
     }
 
     #[test]

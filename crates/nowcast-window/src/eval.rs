@@ -1,15 +1,17 @@
 //! Evaluation of one window group at one time: a single pass over the group's tiles inside
 //! the window (tile-major, one accumulator per feature), if any, then the raw rows inside the
-//! window (feature-major: each feature scans the contiguous rows; count, sum, mean, min and
-//! max of one column share one scan), then each accumulator is finished into a
-//! [`FeatureValue`]. Scratch buffers are reused so the per-event path does not allocate.
+//! window (each column read by the group gathered once into contiguous arrays, see
+//! [`crate::gather`], which every feature of the column then reads), then each accumulator is
+//! finished into a [`FeatureValue`]. Scratch buffers are reused so the per-event path does
+//! not allocate.
 
 use nowcast_core::{FeatureValue, Millis};
 
 use crate::ddsketch::{self, Bin};
+use crate::gather::Gathered;
 use crate::hll::{self, DENSE_WORDS, SPARSE_MAX};
 use crate::input::Cell;
-use crate::state::{Group, RowLayout, TAG_HASH, TAG_NUM, TAG_SKIP};
+use crate::state::{Group, RowLayout};
 use crate::tile::{cell_at, elem_words, Layout, Slot};
 use crate::Aggregation;
 
@@ -39,22 +41,15 @@ struct VarBuf {
     vals: Vec<f64>,
 }
 
-/// One scan of a column over the raw rows in the window.
-#[derive(Debug, Clone, Copy)]
-struct Basic {
-    present: f64,
-    n: f64,
-    sum: f64,
-    min: f64,
-    max: f64,
-}
-
 /// Reusable buffers for evaluation.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     accs: Vec<Acc>,
     bufs: Vec<VarBuf>,
-    basic: Vec<Option<Basic>>,
+    /// Per input column, its gathered raw rows (valid for the current `stamp`).
+    cols: Vec<Gathered>,
+    /// Incremented per group evaluation; marks which columns are gathered.
+    stamp: u64,
     /// Per window group of a source: (tail, local index, first raw row in the window).
     pub(crate) bounds: Vec<(Millis, usize, usize)>,
 }
@@ -119,8 +114,11 @@ pub(crate) fn evaluate_group(
     for (slot, buf) in layout.slots.iter().zip(scratch.bufs.iter_mut()) {
         scratch.accs.push(init(slot, buf));
     }
-    scratch.basic.clear();
-    scratch.basic.resize(rl.columns, None);
+    if scratch.cols.len() < rl.columns {
+        scratch.cols.resize_with(rl.columns, Gathered::default);
+    }
+    scratch.stamp += 1;
+    let stamp = scratch.stamp;
     let accs = &mut scratch.accs[..];
     let bufs = &mut scratch.bufs[..n];
     let mut off = Layout::seek(arena, first);
@@ -147,19 +145,11 @@ pub(crate) fn evaluate_group(
         off += total;
     }
     if !raw.is_empty() {
-        let raw = Raw { rows: raw, rl };
         for (i, slot) in layout.slots.iter().enumerate() {
             let c = group.cols[i];
-            add_raw(
-                slot,
-                &mut accs[i],
-                &mut bufs[i],
-                &raw,
-                c,
-                &mut scratch.basic[c],
-                tiled,
-                t,
-            );
+            let col = &mut scratch.cols[c];
+            col.gather(stamp, raw, rl, c);
+            add_raw(slot, &mut accs[i], &mut bufs[i], col, tiled, t);
         }
     }
     for (i, slot) in layout.slots.iter().enumerate() {
@@ -174,145 +164,69 @@ pub(crate) fn evaluate_group(
     }
 }
 
-/// The raw rows inside a window.
-struct Raw<'a> {
-    rows: &'a [u64],
-    rl: &'a RowLayout,
-}
-
-impl Raw<'_> {
-    /// `(time, seq, tag, value word)` of column `c`, oldest first.
-    #[inline]
-    fn iter(&self, c: usize) -> impl DoubleEndedIterator<Item = (Millis, u64, u64, u64)> + '_ {
-        let at = self.rl.value_at[c];
-        self.rows.chunks_exact(self.rl.stride).map(move |r| {
-            (
-                r[0] as Millis,
-                r[1],
-                RowLayout::tag(r, c),
-                at.map_or(0, |a| r[a]),
-            )
-        })
-    }
-
-    /// Finite numbers of column `c`, oldest first.
-    #[inline]
-    fn nums(&self, c: usize) -> impl DoubleEndedIterator<Item = (Millis, u64, f64)> + '_ {
-        self.iter(c)
-            .filter(|e| e.2 == TAG_NUM)
-            .map(|(t, s, _, v)| (t, s, f64::from_bits(v)))
-    }
-
-    fn basic(&self, c: usize) -> Basic {
-        let mut b = Basic {
-            present: 0.0,
-            n: 0.0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        };
-        let numeric = self.rl.value_at[c].is_some();
-        for (_, _, tag, v) in self.iter(c) {
-            if tag == TAG_SKIP {
-                continue;
-            }
-            b.present += 1.0;
-            if tag == TAG_NUM && numeric {
-                let x = f64::from_bits(v);
-                b.n += 1.0;
-                b.sum += x;
-                b.min = b.min.min(x);
-                b.max = b.max.max(x);
-            }
-        }
-        b
-    }
-}
-
-/// Adds the raw rows of the window to one feature's accumulator. Raw rows are all newer, by
-/// (time, seq), than every tile event.
-#[allow(clippy::too_many_arguments)]
-fn add_raw(
-    slot: &Slot,
-    acc: &mut Acc,
-    buf: &mut VarBuf,
-    raw: &Raw,
-    c: usize,
-    basic: &mut Option<Basic>,
-    tiled: bool,
-    t: Millis,
-) {
-    let mut basic = || *basic.get_or_insert_with(|| raw.basic(c));
+/// Adds the raw rows of the window (column `g`, gathered) to one feature's accumulator. Raw
+/// rows are all newer, by (time, seq), than every tile event.
+fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bool, t: Millis) {
+    let (n, sum, min, max) = g.basic;
+    let cell = |i: usize| Cell {
+        time: g.num_times[i],
+        seq: g.num_seqs[i],
+        value: g.nums[i],
+    };
     match (acc, slot.agg) {
-        (Acc::Sum(s), Aggregation::Count) => *s += basic().present,
+        (Acc::Sum(s), Aggregation::Count) => *s += g.present_times.len() as f64,
         (Acc::Newest(m), _) => {
-            if let Some(e) = raw.iter(c).rev().find(|e| e.2 != TAG_SKIP) {
-                *m = (*m).max(e.0);
+            if let Some(&newest) = g.present_times.last() {
+                *m = (*m).max(newest);
             }
         }
         (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
             let hl = half_life as f64;
-            for (time, _, x) in raw.nums(c) {
+            for (x, &time) in g.nums.iter().zip(&g.num_times) {
                 *s += x * (-((t as f64 - time as f64) / hl)).exp2();
             }
         }
-        (Acc::Sum(s), _) => {
-            let b = basic();
-            if b.n > 0.0 {
-                *s += b.sum;
-            }
+        (Acc::Sum(s), _) if n > 0.0 => *s += sum,
+        (Acc::Mean(an, s), _) => {
+            *an += n;
+            *s += sum;
         }
-        (Acc::Mean(n, s), _) => {
-            let b = basic();
-            *n += b.n;
-            *s += b.sum;
+        (Acc::Min(m), _) => *m = m.min(min),
+        (Acc::Max(m), _) => *m = m.max(max),
+        (Acc::Std(a), _) if n > 0.0 => {
+            let mean = sum / n;
+            let m2 = g.nums.iter().map(|x| (x - mean) * (x - mean)).sum();
+            *a = merge_moments(*a, [n, mean, m2]);
         }
-        (Acc::Min(m), _) => *m = m.min(basic().min),
-        (Acc::Max(m), _) => *m = m.max(basic().max),
-        (Acc::Std(a), _) => {
-            let b = basic();
-            if b.n > 0.0 {
-                let mean = b.sum / b.n;
-                let m2 = raw.nums(c).map(|e| (e.2 - mean) * (e.2 - mean)).sum();
-                *a = merge_moments(*a, [b.n, mean, m2]);
-            }
-        }
-        (Acc::Last(cell), _) => {
-            if let Some((time, seq, value)) = raw.nums(c).next_back() {
-                let o = Cell { time, seq, value };
-                if o.newer_than(cell) {
-                    *cell = o;
+        (Acc::Last(c), _) => {
+            if let Some(i) = g.nums.len().checked_sub(1) {
+                let o = cell(i);
+                if o.newer_than(c) {
+                    *c = o;
                 }
             }
         }
         (Acc::Var, Aggregation::DistinctCount) => {
             // Without tiles the keys stay unmixed until needed (mixing is a bijection).
-            for (_, _, tag, v) in raw.iter(c) {
-                let key = match tag {
-                    TAG_NUM => (f64::from_bits(v) + 0.0).to_bits(),
-                    TAG_HASH => v,
-                    _ => continue,
-                };
-                buf.hashes.push(if tiled { hll::mix(key) } else { key });
+            if tiled {
+                buf.hashes.extend(g.keys.iter().map(|&k| hll::mix(k)));
+            } else {
+                buf.hashes.extend_from_slice(&g.keys);
             }
         }
         (Acc::Var, Aggregation::Quantile { .. }) => {
             if tiled {
-                buf.bins.extend(raw.nums(c).map(|e| Bin {
-                    code: slot.map.code(e.2),
+                buf.bins.extend(g.nums.iter().map(|&x| Bin {
+                    code: slot.map.code(x),
                     count: 1,
                 }));
             } else {
-                buf.vals.extend(raw.nums(c).map(|e| e.2));
+                buf.vals.extend_from_slice(&g.nums);
             }
         }
         (Acc::Var, Aggregation::LastN(n)) => {
             buf.pending
-                .extend(raw.nums(c).rev().take(n).map(|(time, seq, value)| Cell {
-                    time,
-                    seq,
-                    value,
-                }));
+                .extend((0..g.nums.len()).rev().take(n).map(cell));
         }
         _ => {}
     }

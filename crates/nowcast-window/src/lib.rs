@@ -111,6 +111,7 @@ mod ddsketch;
 mod engine;
 mod error;
 mod eval;
+mod gather;
 mod hll;
 mod input;
 mod map;

@@ -83,7 +83,14 @@ fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
-            let problems = schemas::check(&spec, config);
+            let mut problems = schemas::check(&spec, config);
+            if let Some(kafka) = &spec.kafka {
+                problems.extend(
+                    nowcast_kafka::client::property_problems(kafka, &config.display().to_string())
+                        .iter()
+                        .map(ToString::to_string),
+                );
+            }
             for p in &problems {
                 eprintln!("{p}");
             }

@@ -1,0 +1,54 @@
+//! `nowcast validate` on specs that need no services: librdkafka properties the spec gives are
+//! checked by librdkafka itself, and every refused one is reported with its table and key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Kafka example spec with `extra` appended, written where its model path still resolves.
+fn kafka_spec(dir: &Path, extra: &str) -> PathBuf {
+    let model = repo().join("models/fraud_gbt.onnx").canonicalize().unwrap();
+    let text = std::fs::read_to_string(repo().join("examples/kafka/pipeline.toml"))
+        .unwrap()
+        .replace("../../models/fraud_gbt.onnx", &model.display().to_string());
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
+    path
+}
+
+fn validate(spec: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .env("RUST_BACKTRACE", "0")
+        .args(["validate", "--config"])
+        .arg(spec)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn validate_reports_every_librdkafka_property_librdkafka_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = validate(&kafka_spec(dir.path(), ""));
+    assert_eq!(code, Some(0), "{out}");
+    let bad = kafka_spec(
+        dir.path(),
+        "[kafka.producer]\n\"compression.type\" = \"zstd\"\n\"no.such.property\" = \"1\"\n",
+    );
+    let (code, out) = validate(&bad);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("[kafka.producer] \"compression.type\" = \"zstd\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("[kafka.producer] \"no.such.property\""),
+        "{out}"
+    );
+}
