@@ -349,11 +349,16 @@ fn main() {
     println!("median apply without evaluation:                         {wo:.0} events/s");
     let n = engine.entities();
     let mut c = Counter(0);
+    let start = Instant::now();
     engine.write_snapshot(&mut c).unwrap();
+    let took = start.elapsed().as_secs_f64();
     println!(
-        "entities {n}; state_bytes/entity {:.0}; snapshot bytes/entity {:.0}",
+        "entities {n}; state_bytes/entity {:.0}; snapshot bytes/entity {:.0}; \
+         snapshot encoded in {:.0} ms ({:.0} MB/s)",
         engine.state_bytes() as f64 / n as f64,
-        c.0 as f64 / n as f64
+        c.0 as f64 / n as f64,
+        took * 1e3,
+        c.0 as f64 / took / 1e6
     );
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for line in status

@@ -12,7 +12,7 @@
 //! body defensively (every length is read, never trusted for allocation; structure is checked)
 //! and finally the body CRC. Bad bytes give an error, never a panic.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 
 use nowcast_core::Millis;
 
@@ -23,26 +23,59 @@ const MAGIC: &[u8; 4] = b"NCWS";
 /// The snapshot format version this build reads and writes.
 pub(crate) const VERSION: u32 = 2;
 
+/// Bytes of a snapshot body buffered before they are checksummed and written.
+const BLOCK: usize = 1 << 16;
+
+/// Writes the snapshot encoding. A snapshot body ([`Enc::checked`]) is buffered and
+/// checksummed in 64 KiB blocks; a changelog record ([`Enc::new`], into memory) is written
+/// straight through and checksummed whole by its caller. Checksumming and writing each field
+/// on its own (8 bytes at a time) made snapshot encoding ~335 MB/s.
 pub(crate) struct Enc<W: Write> {
-    w: BufWriter<W>,
-    crc: crc32fast::Hasher,
+    w: W,
+    block: Option<(Vec<u8>, crc32fast::Hasher)>,
 }
 
 impl<W: Write> Enc<W> {
-    /// An unbuffered encoder (for writing into memory).
+    /// A pass-through encoder without a checksum (for writing into memory).
     pub(crate) fn new(w: W) -> Enc<W> {
+        Enc { w, block: None }
+    }
+    /// A buffered encoder that checksums everything it writes.
+    fn checked(w: W) -> Enc<W> {
         Enc {
-            w: BufWriter::with_capacity(0, w),
-            crc: crc32fast::Hasher::new(),
+            w,
+            block: Some((Vec::with_capacity(BLOCK + 1024), crc32fast::Hasher::new())),
         }
     }
+    fn flush_block(&mut self) -> Result<(), WindowError> {
+        if let Some((buf, crc)) = &mut self.block {
+            crc.update(buf);
+            self.w.write_all(buf)?;
+            buf.clear();
+        }
+        Ok(())
+    }
     pub(crate) fn finish(mut self) -> Result<(), WindowError> {
+        self.flush_block()?;
         self.w.flush()?;
         Ok(())
     }
+    /// Writes what is buffered and returns the writer with the checksum of everything.
+    fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
+        self.flush_block()?;
+        let crc = self.block.take().map_or(0, |(_, crc)| crc.finalize());
+        Ok((self.w, crc))
+    }
     fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
-        self.crc.update(b);
-        self.w.write_all(b)?;
+        match &mut self.block {
+            Some((buf, _)) => {
+                buf.extend_from_slice(b);
+                if buf.len() >= BLOCK {
+                    self.flush_block()?;
+                }
+            }
+            None => self.w.write_all(b)?,
+        }
         Ok(())
     }
     fn u8(&mut self, v: u8) -> Result<(), WindowError> {
@@ -61,23 +94,45 @@ impl<W: Write> Enc<W> {
         let n = u32::try_from(n).map_err(|_| WindowError::corrupt("length exceeds u32"))?;
         self.u32(n)
     }
+    /// A length, then the words little-endian.
+    fn words(&mut self, v: &[u64]) -> Result<(), WindowError> {
+        self.len(v.len())?;
+        match &mut self.block {
+            Some((buf, _)) => {
+                buf.reserve(8 * v.len());
+                for w in v {
+                    buf.extend_from_slice(&w.to_le_bytes());
+                }
+                if buf.len() >= BLOCK {
+                    self.flush_block()?;
+                }
+            }
+            None => {
+                let mut block = [0u8; 8 * 64];
+                for chunk in v.chunks(64) {
+                    let bytes = &mut block[..8 * chunk.len()];
+                    for (b, w) in bytes.chunks_exact_mut(8).zip(chunk) {
+                        b.copy_from_slice(&w.to_le_bytes());
+                    }
+                    self.w.write_all(bytes)?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Engine {
     /// Writes the engine's whole state (see the `snapshot` module docs for the format).
-    pub fn write_snapshot<W: Write>(&self, w: W) -> Result<(), WindowError> {
+    pub fn write_snapshot<W: Write>(&self, mut w: W) -> Result<(), WindowError> {
         let mut header = Vec::with_capacity(20);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());
         header.extend_from_slice(&self.fingerprint.to_le_bytes());
         let hcrc = crc32fast::hash(&header);
         header.extend_from_slice(&hcrc.to_le_bytes());
-        let mut w = BufWriter::with_capacity(1 << 16, w);
         w.write_all(&header)?;
-        let mut e = Enc {
-            w,
-            crc: crc32fast::Hasher::new(),
-        };
+        let mut e = Enc::checked(w);
         e.u64(self.seq)?;
         e.u64(self.entities.len() as u64)?;
         for (key, ent) in self.entities.iter() {
@@ -85,9 +140,9 @@ impl Engine {
             e.bytes(key.as_bytes())?;
             write_entity(&mut e, ent, self.plan.sources.len())?;
         }
-        let crc = e.crc.finalize();
-        e.w.write_all(&crc.to_le_bytes())?;
-        e.w.flush()?;
+        let (mut w, crc) = e.finish_checked()?;
+        w.write_all(&crc.to_le_bytes())?;
+        w.flush()?;
         Ok(())
     }
 
@@ -154,18 +209,14 @@ pub(crate) fn write_entity<W: Write>(
     ent: &Entity,
     sources: usize,
 ) -> Result<(), WindowError> {
-    let words = |e: &mut Enc<W>, v: &[u64]| -> Result<(), WindowError> {
-        e.len(v.len())?;
-        v.iter().try_for_each(|&w| e.u64(w))
-    };
     for s in (0..sources).map(|s| ent.source(s)) {
         e.u8(s.newest.is_some() as u8)?;
         e.i64(s.newest.unwrap_or(0))?;
-        words(e, &s.raw)?;
+        e.words(&s.raw)?;
         let tiles = s.tiles.as_deref().unwrap_or(&[]);
         e.len(tiles.len())?;
         for arena in tiles {
-            words(e, arena)?;
+            e.words(arena)?;
         }
     }
     Ok(())
@@ -213,14 +264,22 @@ impl<R: Read> Dec<R> {
     fn i64(&mut self) -> Result<i64, WindowError> {
         Ok(self.u64()? as i64)
     }
-    fn vec<T>(
-        &mut self,
-        n: usize,
-        mut each: impl FnMut(&mut Self) -> Result<T, WindowError>,
-    ) -> Result<Vec<T>, WindowError> {
+    /// `n` little-endian words, read and checksummed in blocks of 64.
+    fn words(&mut self, n: usize) -> Result<Vec<u64>, WindowError> {
         let mut v = Vec::with_capacity(n.min(1 << 12));
-        for _ in 0..n {
-            v.push(each(self)?);
+        let mut block = [0u8; 8 * 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(64);
+            let bytes = &mut block[..8 * k];
+            read_exact(&mut self.r, bytes)?;
+            self.crc.update(bytes);
+            v.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            );
+            left -= k;
         }
         Ok(v)
     }
@@ -239,7 +298,7 @@ pub(crate) fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<En
             _ => return Err(WindowError::corrupt("bad newest-time flag")),
         };
         let n = d.u32()? as usize;
-        st.raw = d.vec(n, |d| d.u64())?;
+        st.raw = d.words(n)?;
         if !sp.row.is_valid(&st.raw) {
             return Err(WindowError::corrupt("raw rows are invalid"));
         }
@@ -264,7 +323,7 @@ pub(crate) fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<En
         let mut tiles = Vec::new();
         for &g in sp.groups.iter().take(nt) {
             let n = d.u32()? as usize;
-            let words = d.vec(n, |d| d.u64())?;
+            let words = d.words(n)?;
             if !plan.groups[g].layout.is_valid(&words) {
                 return Err(WindowError::corrupt("tile arena structure is invalid"));
             }
