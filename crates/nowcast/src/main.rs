@@ -84,6 +84,21 @@ fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                 }
             }
             let mut problems = schemas::check(&spec, config);
+            // Load the model as `run` will: its input width against `model.inputs`, its output,
+            // and which engine scores it.
+            match nowcast_model::LoadedModel::load_with(
+                &nowcast_pipeline::runtime::model_spec(&spec),
+                &nowcast_pipeline::runtime::model_options(&spec),
+            ) {
+                Ok(model) => println!(
+                    "{}: model `{}` version {}: scored by {}",
+                    config.display(),
+                    model.name(),
+                    model.version(),
+                    model.engine()
+                ),
+                Err(e) => problems.push(format!("{}: model: {e}", config.display())),
+            }
             if let Some(kafka) = &spec.kafka {
                 problems.extend(
                     nowcast_kafka::client::property_problems(kafka, &config.display().to_string())

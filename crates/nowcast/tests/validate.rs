@@ -1,5 +1,6 @@
-//! `nowcast validate` on specs that need no services: librdkafka properties the spec gives are
-//! checked by librdkafka itself, and every refused one is reported with its table and key.
+//! `nowcast validate` on specs that need no services: the model is loaded as `run` loads it
+//! (input width, which engine scores it), and librdkafka properties the spec gives are checked
+//! by librdkafka itself, every refused one reported with its table and key.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,29 @@ fn validate(spec: &Path) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+#[test]
+fn validate_loads_the_model_and_says_what_scores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = validate(&kafka_spec(dir.path(), ""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("model `fraud_gbt` version 70ed826bbbc1: scored by compiled TreeEnsembleClassifier, 100 trees"),
+        "{out}"
+    );
+    // The GBT takes 12 inputs; a 13th model input is caught here, not at start.
+    let text = std::fs::read_to_string(kafka_spec(dir.path(), "")).unwrap();
+    let wider = text.replace(
+        "\"secs_since_last_1d\", \"amount_p95_1d\",",
+        "\"secs_since_last_1d\", \"amount_p95_1d\", \"amount_min_1d\",",
+    );
+    assert_ne!(wider, text, "the example's model inputs changed");
+    let path = dir.path().join("wider.toml");
+    std::fs::write(&path, wider).unwrap();
+    let (code, out) = validate(&path);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("takes 12 inputs, the spec lists 13"), "{out}");
 }
 
 #[test]
