@@ -14,14 +14,8 @@ pub fn object_key(name: &str) -> Vec<u8> {
     out
 }
 
-fn push_f64(out: &mut Vec<u8>, v: f64) {
+fn push_num<T: serde::Serialize>(out: &mut Vec<u8>, v: T) {
     // serde_json writes non-finite floats as `null`.
-    serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
-}
-
-/// The shortest decimal that reads back as exactly this `f32` (`21.78`, not the widened
-/// `21.780000686645508`): model inputs are `f32`, so this is the exact value the model saw.
-fn push_f32(out: &mut Vec<u8>, v: f32) {
     serde_json::to_writer(&mut *out, &v).expect("writing to a Vec cannot fail");
 }
 
@@ -33,14 +27,14 @@ fn push_i64(out: &mut Vec<u8>, v: i64) {
 fn push_value(out: &mut Vec<u8>, v: &FeatureValue) {
     match v {
         FeatureValue::Null => out.extend_from_slice(b"null"),
-        FeatureValue::Num(x) => push_f64(out, *x),
+        FeatureValue::Num(x) => push_num(out, *x),
         FeatureValue::List(items) => {
             out.push(b'[');
             for (i, x) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                push_f64(out, *x);
+                push_num(out, *x);
             }
             out.push(b']');
         }
@@ -179,7 +173,7 @@ impl PredictionLine<'_> {
         out.extend_from_slice(b",\"entity\":");
         push_str(out, self.entity);
         out.extend_from_slice(b",\"score\":");
-        push_f64(out, self.score);
+        push_num(out, self.score);
         out.extend_from_slice(b",\"model\":");
         push_str(out, self.model);
         out.extend_from_slice(b",\"model_version\":");
@@ -190,7 +184,9 @@ impl PredictionLine<'_> {
                 out.push(b',');
             }
             out.extend_from_slice(k);
-            push_f32(out, *v);
+            // An `f32` is written as the shortest decimal that reads back as exactly that
+            // `f32` (`21.78`, not the widened `21.780000686645508`).
+            push_num(out, *v);
         }
         out.extend_from_slice(b"},\"event_time\":");
         push_i64(out, self.event_time);

@@ -176,9 +176,9 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bo
         value: g.nums[i],
     };
     match (acc, slot.agg) {
-        (Acc::Sum(s), Aggregation::Count) => *s += g.present_times.len() as f64,
+        (Acc::Sum(s), Aggregation::Count) => *s += g.present as f64,
         (Acc::Newest(m), _) => {
-            if let Some(&newest) = g.present_times.last() {
+            if let Some(newest) = g.newest_present {
                 *m = (*m).max(newest);
             }
         }

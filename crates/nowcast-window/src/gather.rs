@@ -17,8 +17,9 @@ use crate::state::{RowLayout, TAG_HASH, TAG_NUM, TAG_SKIP};
 pub(crate) struct Gathered {
     /// Evaluation stamp this column was gathered for (see [`Gathered::gather`]).
     stamp: u64,
-    /// Times of the rows where the column is present (not skipped).
-    pub(crate) present_times: Vec<Millis>,
+    /// Rows where the column is present (not skipped), and the newest of their times.
+    pub(crate) present: usize,
+    pub(crate) newest_present: Option<Millis>,
     /// Distinct-count keys of the present rows: the hash, or the number's bits with `-0`
     /// folded into `0`.
     pub(crate) keys: Vec<u64>,
@@ -37,7 +38,8 @@ impl Gathered {
             return;
         }
         self.stamp = stamp;
-        self.present_times.clear();
+        self.present = 0;
+        self.newest_present = None;
         self.keys.clear();
         self.nums.clear();
         self.num_times.clear();
@@ -49,7 +51,8 @@ impl Gathered {
                 continue;
             }
             let v = at.map_or(0, |a| r[a]);
-            self.present_times.push(r[0] as Millis);
+            self.present += 1;
+            self.newest_present = Some(r[0] as Millis);
             self.keys.push(match tag {
                 TAG_HASH => v,
                 _ => (f64::from_bits(v) + 0.0).to_bits(),

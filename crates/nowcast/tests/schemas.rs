@@ -459,15 +459,8 @@ fn protobuf_producer_evolves_while_running_and_bad_records_are_dead_lettered() {
 // --- validate ------------------------------------------------------------------------------
 
 fn validate(spec: &std::path::Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
-        .args(["validate", "--config"])
-        .arg(spec)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
+    let (code, out) = harness::validate(spec);
+    (code == Some(0), out)
 }
 
 #[test]

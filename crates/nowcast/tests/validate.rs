@@ -2,12 +2,12 @@
 //! (input width, which engine scores it), and librdkafka properties the spec gives are checked
 //! by librdkafka itself, every refused one reported with its table and key.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "kafka/harness.rs"]
+mod harness;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::{Path, PathBuf};
+
+use harness::{repo, validate};
 
 /// The Kafka example spec with `extra` appended, written where its model path still resolves.
 fn kafka_spec(dir: &Path, extra: &str) -> PathBuf {
@@ -18,19 +18,6 @@ fn kafka_spec(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, format!("{text}\n{extra}")).unwrap();
     path
-}
-
-fn validate(spec: &Path) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nowcast"))
-        .env("RUST_BACKTRACE", "0")
-        .args(["validate", "--config"])
-        .arg(spec)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
-    )
 }
 
 #[test]
