@@ -81,7 +81,13 @@ pub fn admin(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     base(spec, bootstrap)
 }
 
-/// A consumer-group member: manual offsets, `read_committed`, cooperative rebalancing.
+/// A consumer-group member: `read_committed`, cooperative rebalancing, offsets stored by
+/// nowcast only. Exactly-once commits offsets in its transactions. At-least-once stores the
+/// offsets of acknowledged records and lets the client commit them every commit interval:
+/// its periodic commit sends every stored offset above the last *successfully* committed
+/// one, so a commit refused during a rebalance or a coordinator move is retried by the next
+/// one. (Manual asynchronous commits report no result through this client, so a refused one
+/// would be lost silently.)
 pub fn consumer(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     let mut c = base(spec, bootstrap);
     c.set("fetch.wait.max.ms", "5");
@@ -90,7 +96,12 @@ pub fn consumer(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
         c.set(k, v);
     }
     c.set("group.id", &spec.group);
-    c.set("enable.auto.commit", "false");
+    match spec.delivery {
+        Delivery::ExactlyOnce => c.set("enable.auto.commit", "false"),
+        Delivery::AtLeastOnce => c
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", spec.commit_interval.to_string()),
+    };
     c.set("enable.auto.offset.store", "false");
     c.set("isolation.level", "read_committed");
     c.set("partition.assignment.strategy", "cooperative-sticky");

@@ -23,8 +23,10 @@ impl MemberState {
         result
     }
 
-    /// At-least-once: commits the offsets of every epoch acknowledged so far (all of them,
-    /// synchronously, with `sync` after [`wait_delivered`](Self::wait_delivered)).
+    /// At-least-once: stores the offsets of every epoch acknowledged so far; the consumer
+    /// commits stored offsets every commit interval (see [`client::consumer`]). With `sync`
+    /// (after [`wait_delivered`](Self::wait_delivered): revocation, stop) they are committed
+    /// now, synchronously.
     pub(super) fn commit_acked(
         &mut self,
         consumer: &BaseConsumer<MemberCtx>,
@@ -42,14 +44,15 @@ impl MemberState {
                 break;
             }
             let (_, tpl) = self.awaiting.pop_front().expect("front exists");
-            let mode = if sync && self.awaiting.is_empty() {
-                CommitMode::Sync
-            } else {
-                CommitMode::Async
-            };
             consumer
-                .commit(&tpl, mode)
-                .map_err(|e| KafkaError::client("committing offsets", e))?;
+                .store_offsets(&tpl)
+                .map_err(|e| KafkaError::client("storing offsets", e))?;
+        }
+        if sync && self.awaiting.is_empty() {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Err(RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) | Ok(()) => {}
+                Err(e) => return Err(KafkaError::client("committing offsets", e)),
+            }
         }
         Ok(())
     }

@@ -11,8 +11,9 @@
 //! producer epoch.
 //!
 //! At-least-once: the same records without a transaction, and no waiting: each commit closes
-//! an *epoch* of produced records; its offsets are committed (asynchronously) once every record
-//! of that epoch and the earlier ones is acknowledged, while processing goes on. A failed
+//! an *epoch* of produced records; its offsets are stored once every record of that epoch and
+//! the earlier ones is acknowledged, while processing goes on, and the consumer commits the
+//! stored offsets every commit interval, retrying refused commits. A failed
 //! delivery rebuilds the member before the offsets move past it. Revocation and stopping wait
 //! for the acknowledgements and commit synchronously.
 //!
@@ -32,7 +33,7 @@ use nowcast_spec::Delivery;
 use nowcast_window::{Engine, Late};
 use parking_lot::{Mutex, RwLock};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError as RdError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -146,11 +147,34 @@ struct MemberState {
 pub(crate) struct MemberCtx {
     state: Mutex<MemberState>,
     error: Mutex<Option<KafkaError>>,
+    /// When a failed offset commit was last reported (at most one report per 10 s).
+    commit_warned: Mutex<Option<Instant>>,
 }
 
 impl ClientContext for MemberCtx {}
 
 impl ConsumerContext for MemberCtx {
+    /// Results of the client's periodic commits of stored offsets (at-least-once). A refused
+    /// commit needs no action: the next one sends the same offsets again.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let problem = match result {
+            Err(RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => None,
+            Err(e) => Some(e.to_string()),
+            Ok(()) => offsets.elements().iter().find_map(|el| {
+                el.error()
+                    .err()
+                    .map(|e| format!("partition {}: {e}", el.partition()))
+            }),
+        };
+        let Some(problem) = problem else { return };
+        metrics::counter!("nowcast_kafka_commit_failures_total").increment(1);
+        let mut warned = self.commit_warned.lock();
+        if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *warned = Some(Instant::now());
+            eprintln!("nowcast: committing offsets failed ({problem}); the next commit retries");
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let mut st = self.state.lock();
@@ -284,6 +308,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
             lat: Latencies::default(),
         }),
         error: Mutex::new(None),
+        commit_warned: Mutex::new(None),
     };
     // Static membership: a restarted instance takes its partitions back at once instead of
     // waiting for the killed incarnation's session to time out.
