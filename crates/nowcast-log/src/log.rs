@@ -190,8 +190,20 @@ impl Log {
                 segment: sync.segment.base,
                 bytes: sync.len,
             };
+            // Segments rolled since the last flush first, then the directory that names the
+            // new ones: everything below the durable point must be on disk before it is
+            // recorded.
+            for r in &sync.rolled {
+                r.file.sync_data().at(&r.path)?;
+            }
+            if !sync.rolled.is_empty() {
+                sync_dir(&p.shared.dir)?;
+            }
             if *last != Some(point) {
                 sync.file.sync_data().at(&sync.segment.path)?;
+            }
+            if !sync.rolled.is_empty() {
+                p.writer.lock().synced(sync.rolls);
             }
             points.push(point);
         }

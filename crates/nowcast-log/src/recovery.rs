@@ -67,27 +67,71 @@ pub(crate) fn open_partition(
         }
         found.push((0, path));
     }
-    let (last_base, last_path) = found.pop().expect("at least one segment");
-    let mut segments = Vec::with_capacity(found.len() + 1);
-    for (base, path) in found {
-        let len = fs::metadata(&path).at(&path)?.len();
-        segments.push(Arc::new(Segment::new(base, path, len, true, None)));
-    }
-    let durable_bytes = match durable {
-        Some(d) if d.segment == last_base => d.bytes,
-        Some(d) if d.segment > last_base => {
-            return Err(LogError::corrupt(
-                &last_path,
-                0,
-                format!(
+    let newest = found.last().expect("at least one segment").0;
+    if let Some(d) = durable.filter(|d| d.segment > newest) {
+        return Err(LogError::corrupt(
+            &found.last().expect("at least one segment").1,
+            0,
+            format!(
                 "{RECOVERY_FILE} says segment {} was flushed, but the newest segment is this one",
                 segment_file_name(d.segment)
             ),
-            ))
-        }
-        _ => 0,
+        ));
+    }
+    // Segments that may hold data that never reached the disk: with `Fsync::OnFlush`, every
+    // segment from the durable one on (segments rolled after the last flush are not synced
+    // yet); otherwise only the newest (a process crash loses no written data, only a torn
+    // last frame).
+    let first_unsure = if sync {
+        found
+            .iter()
+            .position(|(base, _)| durable.is_none_or(|d| *base >= d.segment))
+            .expect("the newest segment qualifies")
+    } else {
+        found.len() - 1
     };
-    let tail = recover_tail(&last_path, last_base, durable_bytes, sync)?;
+    let mut segments = Vec::with_capacity(found.len());
+    for (base, path) in &found[..first_unsure] {
+        let len = fs::metadata(path).at(path)?.len();
+        segments.push(Arc::new(Segment::new(*base, path.clone(), len, true, None)));
+    }
+    let mut i = first_unsure;
+    let mut recovered = 0u64;
+    let (last_base, last_path, tail) = loop {
+        let (base, path) = &found[i];
+        let durable_bytes = durable
+            .filter(|d| d.segment == *base)
+            .map_or(0, |d| d.bytes);
+        let tail = recover_tail(path, *base, durable_bytes, sync)?;
+        recovered += tail.truncated;
+        let next = found.get(i + 1);
+        match next {
+            Some((next_base, _)) if tail.truncated == 0 && *next_base == base + tail.records => {
+                segments.push(Arc::new(Segment::new(
+                    *base,
+                    path.clone(),
+                    tail.len,
+                    true,
+                    None,
+                )));
+                i += 1;
+            }
+            Some(_) => {
+                // A rolled segment that never fully reached the disk: the segments after it
+                // were written later, and none of them was flushed either (verification
+                // starts at the durable segment), so they go too.
+                for (_, later) in &found[i + 1..] {
+                    recovered += fs::metadata(later).at(later)?.len();
+                    fs::remove_file(later).at(later)?;
+                }
+                if sync {
+                    sync_dir(&dir)?;
+                }
+                break (*base, path.clone(), tail);
+            }
+            None => break (*base, path.clone(), tail),
+        }
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -116,7 +160,7 @@ pub(crate) fn open_partition(
     Ok(OpenedPartition {
         shared,
         writer,
-        recovered_bytes: tail.truncated,
+        recovered_bytes: recovered,
     })
 }
 

@@ -8,12 +8,12 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::{Fsync, LogConfig};
 use crate::error::{IoContext, LogError};
 use crate::frame::{encode_frame, frame_len, HEADER_LEN, MAX_RECORD_BYTES};
-use crate::fsutil::sync_dir;
 use crate::partition::PartitionShared;
 use crate::segment::{create_segment_file, segment_file_name, Segment, INDEX_INTERVAL_BYTES};
 
@@ -37,6 +37,22 @@ pub(crate) struct Writer {
     segment_bytes: u64,
     fsync: Fsync,
     poisoned: bool,
+    /// Segments rolled since the last flush, not yet fsynced (with [`Fsync::OnFlush`]): the
+    /// next flush syncs them, and the partition directory, before it records a durable point.
+    /// Rolling does not sync, so an append that rolls never waits for the disk.
+    rolled: Vec<Rolled>,
+    /// Rolls so far (numbers the entries of `rolled`).
+    rolls: u64,
+    /// `len`, for the background writeback of the active file (see [`crate::writeback`]).
+    written: Arc<AtomicU64>,
+}
+
+/// A rolled segment awaiting its fsync.
+#[derive(Clone)]
+pub(crate) struct Rolled {
+    roll: u64,
+    pub(crate) file: Arc<File>,
+    pub(crate) path: std::path::PathBuf,
 }
 
 /// What [`Log::flush`](crate::Log::flush) needs to sync a partition outside its lock.
@@ -44,6 +60,10 @@ pub(crate) struct SyncPoint {
     pub(crate) file: Arc<File>,
     pub(crate) segment: Arc<Segment>,
     pub(crate) len: u64,
+    /// Rolled segments to sync first; then the directory, if non-empty.
+    pub(crate) rolled: Vec<Rolled>,
+    /// Pass to [`Writer::synced`] once all of the above is synced.
+    pub(crate) rolls: u64,
 }
 
 impl Writer {
@@ -58,10 +78,13 @@ impl Writer {
         config: &LogConfig,
     ) -> Result<Writer, LogError> {
         file.seek(SeekFrom::Start(len)).at(&active.path)?;
+        let file = Arc::new(file);
+        let written = Arc::new(AtomicU64::new(len));
+        crate::writeback::track(&file, &written, len);
         Ok(Writer {
             shared,
             active,
-            file: Arc::new(file),
+            file,
             len,
             next_offset,
             indexed_pos,
@@ -71,6 +94,9 @@ impl Writer {
             segment_bytes: config.segment_bytes,
             fsync: config.fsync,
             poisoned: false,
+            rolled: Vec::new(),
+            rolls: 0,
+            written,
         })
     }
 
@@ -143,6 +169,7 @@ impl Writer {
             return Err(e).at(path);
         }
         self.len += bytes;
+        self.written.store(self.len, Ordering::Release);
         self.next_offset += records;
         self.active.extend_index(&self.pending_index);
         if let Some(&(_, pos)) = self.pending_index.last() {
@@ -154,18 +181,21 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts a new segment at `next_offset`. The buffer must be empty.
+    /// Starts a new segment at `next_offset`. The buffer must be empty. Nothing is synced
+    /// here: the next flush syncs the rolled segment, the new one and the directory (recovery
+    /// verifies every segment after the last durable point, not only the newest).
     fn roll(&mut self) -> Result<(), LogError> {
         debug_assert!(self.buf.is_empty());
-        let sync = self.fsync == Fsync::OnFlush;
-        if sync {
-            self.file.sync_data().at(&self.active.path)?;
-        }
         let base = self.next_offset;
         let path = self.shared.dir.join(segment_file_name(base));
-        let file = create_segment_file(&path, base, sync)?;
-        if sync {
-            sync_dir(&self.shared.dir)?;
+        let file = create_segment_file(&path, base, false)?;
+        if self.fsync == Fsync::OnFlush {
+            self.rolls += 1;
+            self.rolled.push(Rolled {
+                roll: self.rolls,
+                file: self.file.clone(),
+                path: self.active.path.clone(),
+            });
         }
         let segment = Arc::new(Segment::new(
             base,
@@ -179,6 +209,8 @@ impl Writer {
         self.active = segment;
         self.file = Arc::new(file);
         self.len = HEADER_LEN as u64;
+        self.written = Arc::new(AtomicU64::new(self.len));
+        crate::writeback::track(&self.file, &self.written, 0);
         self.indexed_pos = HEADER_LEN as u64;
         Ok(())
     }
@@ -189,6 +221,13 @@ impl Writer {
             file: self.file.clone(),
             segment: self.active.clone(),
             len: self.len,
+            rolled: self.rolled.clone(),
+            rolls: self.rolls,
         }
+    }
+
+    /// The segments rolled up to roll number `rolls` (see [`SyncPoint`]) are synced.
+    pub(crate) fn synced(&mut self, rolls: u64) {
+        self.rolled.retain(|r| r.roll > rolls);
     }
 }

@@ -269,3 +269,55 @@ fn missing_meta_json_is_not_silently_recreated() {
     let err = Log::open(dir.path(), LogConfig::with_partitions(3)).unwrap_err();
     assert!(matches!(err, LogError::BadMetadata { .. }), "{err}");
 }
+
+#[test]
+fn segment_rolled_after_the_last_flush_that_lost_its_tail_is_cut_and_later_ones_dropped() {
+    // Rolling does not fsync (the next flush does), so after a machine crash a segment that is
+    // not the newest may have lost its end. Every segment after the durable point is checked.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(1, 16 + 10 * 100 + 50); // ten records per segment
+    {
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        append_fixed(&log, 15);
+        log.flush().unwrap(); // durable: segment 10, 5 records
+        append_fixed(&log, 20); // segment 10 fills up, segments 20 and 30 follow
+    }
+    let segs = segment_files(dir.path(), 0);
+    assert_eq!(segs.len(), 4);
+    let newest = file_len(&segs[3]);
+    set_len(&segs[2], 16 + 4 * 100 + 3); // offsets 24.. of segment 20 never reached the disk
+    let log = Log::open(dir.path(), config.clone()).unwrap();
+    assert_eq!(log.end_offset(0), 24);
+    assert_eq!(log.recovered_bytes(), 3 + newest);
+    assert_eq!(segment_files(dir.path(), 0).len(), 3);
+    let mut reader = log.reader(0, 0).unwrap();
+    check_fixed(&read_all(&mut reader).unwrap(), 0);
+    // Appends continue from there, into the cut segment.
+    append_fixed(&log, 3);
+    log.flush().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), config).unwrap();
+    assert_eq!((log.end_offset(0), log.recovered_bytes()), (27, 0));
+    let mut reader = log.reader(0, 0).unwrap();
+    let got = read_all(&mut reader).unwrap();
+    assert_eq!(got.len(), 27);
+    check_fixed(&got, 0);
+}
+
+#[test]
+fn segment_flushed_then_cut_below_its_durable_point_fails_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small(1, 16 + 10 * 100 + 50);
+    {
+        let log = Log::open(dir.path(), config.clone()).unwrap();
+        append_fixed(&log, 15);
+        log.flush().unwrap(); // durable: segment 10, 5 records
+        append_fixed(&log, 10);
+    }
+    let segs = segment_files(dir.path(), 0);
+    set_len(&segs[1], 16 + 3 * 100);
+    assert!(matches!(
+        Log::open(dir.path(), config).unwrap_err(),
+        LogError::Corrupt { .. }
+    ));
+}

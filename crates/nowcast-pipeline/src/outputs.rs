@@ -9,6 +9,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::PipelineError;
 
@@ -19,8 +21,24 @@ pub const KINDS: [&str; 4] = ["predictions", "dead_letters", "late", "features"]
 #[derive(Debug)]
 pub struct OutFile {
     path: PathBuf,
-    writer: BufWriter<File>,
+    writer: BufWriter<SharedFile>,
     len: u64,
+    /// Bytes in the file (written out of the buffer), for the background writeback (see
+    /// [`nowcast_log::writeback`]).
+    written: Arc<AtomicU64>,
+}
+
+/// The file, shared with the writeback thread.
+#[derive(Debug)]
+struct SharedFile(Arc<File>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl OutFile {
@@ -45,10 +63,18 @@ impl OutFile {
             )));
         }
         file.set_len(len).map_err(io)?;
-        let mut writer = BufWriter::with_capacity(256 * 1024, file);
         use std::io::Seek;
-        writer.seek(std::io::SeekFrom::Start(len)).map_err(io)?;
-        Ok(OutFile { path, writer, len })
+        (&file).seek(std::io::SeekFrom::Start(len)).map_err(io)?;
+        let file = Arc::new(file);
+        let written = Arc::new(AtomicU64::new(len));
+        nowcast_log::writeback::track(&file, &written, len);
+        let writer = BufWriter::with_capacity(256 * 1024, SharedFile(file));
+        Ok(OutFile {
+            path,
+            writer,
+            len,
+            written,
+        })
     }
 
     /// Appends one line (`line` without its newline).
@@ -58,6 +84,9 @@ impl OutFile {
             .and_then(|()| self.writer.write_all(b"\n"))
             .map_err(|e| PipelineError::io(&self.path, e))?;
         self.len += line.len() as u64 + 1;
+        // Bytes handed to the OS (the buffer's content is not in the file yet).
+        let in_file = self.len - self.writer.buffer().len() as u64;
+        self.written.store(in_file, Ordering::Relaxed);
         Ok(())
     }
 
@@ -68,6 +97,7 @@ impl OutFile {
             .map_err(|e| PipelineError::io(&self.path, e))?;
         self.writer
             .get_ref()
+            .0
             .sync_data()
             .map_err(|e| PipelineError::io(&self.path, e))?;
         Ok(self.len)
