@@ -16,8 +16,8 @@ pub enum Fsync {
     /// Never fsync. Appended data survives a process crash (it is in the OS page cache) but
     /// not a machine crash; on reopen any invalid tail is truncated.
     Never,
-    /// [`Log::flush`](crate::Log::flush) fsyncs every partition's active segment (segments are
-    /// also fsynced when they are rolled) and then records the durable length of each partition
+    /// [`Log::flush`](crate::Log::flush) fsyncs every partition's active segment and every
+    /// segment rolled since the previous flush, then records the durable length of each partition
     /// in `recovery.json`. Everything appended before a successful `flush()` survives a
     /// machine crash, and corruption below that point is reported instead of truncated.
     #[default]

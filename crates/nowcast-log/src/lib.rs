@@ -78,7 +78,12 @@
 //! lock would need Rust 1.89's `File::try_lock`, above the workspace's minimum version).
 //!
 //! # Recovery
-//! On open, every partition's last segment is read frame by frame. The first frame that is
+//! Rolling a segment does not fsync it: the next `flush()` syncs every segment rolled since
+//! the previous one, then the directory, then records its durable point. So on open, every
+//! segment from the one holding the durable point on (only the last one with
+//! [`Fsync::Never`], where nothing survives a machine crash anyway) is read frame by frame.
+//! A segment that is not the newest but ends early or torn is cut there and the segments
+//! after it are removed (their bytes count as recovered). The first frame that is
 //! incomplete or fails its length or CRC check starts the torn tail: the file is truncated
 //! there and the bytes are counted in [`Log::recovered_bytes`]. The exception is data below
 //! the point recorded in `recovery.json` by the last completed `flush()`: that was fsynced,
