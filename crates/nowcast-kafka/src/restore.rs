@@ -81,8 +81,19 @@ pub fn restore(
     reader
         .assign(&tpl)
         .map_err(|e| KafkaError::client(format!("assigning {topic}/{partition}"), e))?;
+    let mut report_at = started + Duration::from_secs(10);
     let result = (|| {
         loop {
+            if Instant::now() >= report_at {
+                // A slow restore (an open transaction holding the read_committed end back)
+                // would otherwise look like a hang.
+                eprintln!(
+                    "nowcast: restoring {topic}/{partition}: {} records read in {} s, the end ({high}) not reached yet",
+                    info.records,
+                    started.elapsed().as_secs()
+                );
+                report_at += Duration::from_secs(10);
+            }
             if started.elapsed() > RESTORE_TIMEOUT {
                 return Err(KafkaError::State(format!(
                     "restoring {topic}/{partition} did not reach the end in {}s (an open transaction?)",

@@ -20,6 +20,17 @@ impl MemberState {
                 .and_then(|()| self.commit_acked(consumer, true));
         }
         self.last_commit = Instant::now();
+        if started.elapsed() >= Duration::from_secs(5) {
+            eprintln!(
+                "nowcast: {}: a commit took {:.1} s ({})",
+                self.name,
+                started.elapsed().as_secs_f64(),
+                match &result {
+                    Ok(()) => "done".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                }
+            );
+        }
         result
     }
 
