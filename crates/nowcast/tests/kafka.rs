@@ -311,14 +311,11 @@ fn at_least_once_offsets_reach_the_end_after_partitions_move() {
     let Some(b) = broker() else { return };
     let p = Pipeline::new(&b, 4, "at-least-once");
     // Instance b joins while a is working through a backlog and more input arrives: the
-    // partitions move in the middle of a run, while a's asynchronous commits are in flight.
+    // partitions move in the middle of a run, while a's offset commits are in flight.
     p.generate(60_000, 20_000, 16);
     let (mut a, log_a) = p.spawn_logged("a", &[]);
+    p.wait_committed(10_000, Duration::from_secs(60));
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while p.committed() < 10_000 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let (mut c, log_b) = p.spawn_logged("b", &[]);
     p.generate(60_000, 20_000, 17);
     while harness::owned(&log_b) < 1 {
@@ -333,15 +330,7 @@ fn at_least_once_offsets_reach_the_end_after_partitions_move() {
     }));
     if let Err(e) = caught_up {
         for log in [&log_a, &log_b] {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let (status, events): (Vec<&str>, Vec<&str>) =
-                text.lines().partition(|l| l.contains(" ev/s | "));
-            eprintln!(
-                "{}:\n{}\n{}",
-                log.display(),
-                events.join("\n"),
-                status.last().unwrap_or(&"")
-            );
+            eprintln!("{}", harness::log_summary(log, 200, 1));
         }
         std::panic::resume_unwind(e);
     }
@@ -515,11 +504,7 @@ fn broker_restart_mid_run_loses_nothing() {
     let p = Pipeline::new(&own.bootstrap(), 2, "exactly-once");
     p.generate(150_000, 10_000, 14);
     let (mut child, log) = p.spawn_logged("a", &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while p.committed() < 20_000 {
-        assert!(std::time::Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    p.wait_committed(20_000, Duration::from_secs(120));
     let at_restart = p.committed();
     let out = own.script("restart");
     assert!(
@@ -532,16 +517,10 @@ fn broker_restart_mid_run_loses_nothing() {
         p.wait_caught_up(Duration::from_secs(240))
     }));
     if let Err(e) = caught_up {
-        // The once-a-second status lines would hide what happened after the restart.
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let (status, events): (Vec<&str>, Vec<&str>) =
-            text.lines().partition(|l| l.contains(" ev/s | "));
-        let tail = |v: &[&str], n: usize| v[v.len().saturating_sub(n)..].join("\n");
         eprintln!(
-            "nowcast exited: {:?}; its log without status lines ends with:\n{}\nits last status lines:\n{}",
+            "nowcast exited: {:?}; {}",
             child.try_wait(),
-            tail(&events, 80),
-            tail(&status, 5)
+            harness::log_summary(&log, 80, 5)
         );
         std::panic::resume_unwind(e);
     }

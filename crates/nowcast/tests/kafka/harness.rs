@@ -555,6 +555,18 @@ impl Pipeline {
         }
     }
 
+    /// Waits until the processing group has committed at least `n` records.
+    pub fn wait_committed(&self, n: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.committed() < n {
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {n} records not committed in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Records committed by the processing group so far (sum over partitions).
     pub fn committed(&self) -> i64 {
         let (g, t) = &self.stages()[0];
@@ -645,6 +657,21 @@ pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
 }
 
 /// Partitions an instance owns according to its log (assigned minus revoked lines).
+/// The end of a `nowcast run` log for a failure message: its last `events` lines other than
+/// the once-a-second status lines (which would hide everything else), then its last
+/// `status` status lines.
+pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let (st, ev): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.contains(" ev/s | "));
+    let tail = |v: &[&str], n: usize| v[v.len().saturating_sub(n)..].join("\n");
+    format!(
+        "{}: without status lines it ends with:\n{}\nits last status lines:\n{}",
+        log.display(),
+        tail(&ev, events),
+        tail(&st, status)
+    )
+}
+
 pub fn owned(log: &Path) -> i64 {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.matches(" assigned;").count() as i64 - text.matches(" revoked").count() as i64
