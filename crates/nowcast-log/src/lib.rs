@@ -91,7 +91,7 @@
 //! than throw durable records away. Invalid frames anywhere else (older segments, or data
 //! corrupted while the log is open) are reported by readers as [`LogError::Corrupt`] naming
 //! the file and byte position.
-#![deny(unsafe_code)] // one exception: the writeback hint in `writeback.rs`
+#![deny(unsafe_code)] // two exceptions in `writeback.rs`: the writeback hint and the thread priority
 #![deny(missing_docs)]
 
 mod batch;
@@ -116,3 +116,4 @@ pub use frame::{FRAME_OVERHEAD, MAX_RECORD_BYTES};
 pub use log::Log;
 pub use offsets::OffsetStore;
 pub use reader::LogReader;
+pub use writeback::lower_thread_priority;

@@ -52,7 +52,22 @@ pub fn track(file: &Arc<File>, written: &Arc<AtomicU64>, from: u64) {
     }
 }
 
+/// Lowers the calling thread's CPU priority to nice +10, for threads doing background I/O
+/// (writeback, checkpoint persistence) that must not take the cores from event processing
+/// and serving on a busy machine. On Linux `setpriority(PRIO_PROCESS, 0, …)` applies to the
+/// calling thread only. Failure is harmless (the thread keeps its priority); elsewhere than
+/// Linux it does nothing.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 fn run() {
+    lower_thread_priority();
     loop {
         std::thread::sleep(PERIOD);
         let mut work = Vec::new();

@@ -2,6 +2,10 @@
 //! checkpoint is fsynced. The worker encodes the checkpoint in memory (the only step that needs
 //! the engine) and hands it over; at most one checkpoint per worker is in flight — while one
 //! is, the worker simply tries again at its next interval.
+//!
+//! The thread runs at a lower CPU priority (nice +10): persisting is background work, and on
+//! a busy machine it must not take the cores from the workers and serving (on 2 cores a
+//! checkpoint written at normal priority stretched serving's tail to tens of milliseconds).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +44,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
+                nowcast_log::lower_thread_priority();
                 for job in rx {
                     for (partition, bytes, outputs) in &job.parts {
                         if let Err(err) =

@@ -262,7 +262,7 @@ impl Runtime {
                 let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("nowcast-worker-{i}"))
-                    .spawn(move || worker::run(shared, tasks))
+                    .spawn(move || worker::run(shared, tasks, (i, n_workers)))
                     .expect("spawn worker thread")
             })
             .collect();

@@ -69,8 +69,17 @@ struct Meta {
     ingest_time: i64,
 }
 
-/// Runs a worker until stopped (or, in drain mode, until every partition is caught up).
-pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), PipelineError> {
+/// Runs worker `slot.0` of `slot.1` until stopped (or, in drain mode, until every partition is
+/// caught up).
+///
+/// Checkpoints are staggered: worker `i` of `n` takes its first one after `(i + 1) / n` of the
+/// interval, then one per interval, so the workers do not all pause (and compete for the cores
+/// with serving) at the same moment.
+pub fn run(
+    shared: Arc<Shared>,
+    mut tasks: Vec<PartitionTask>,
+    slot: (usize, usize),
+) -> Result<(), PipelineError> {
     let mut s = Scratch {
         batch: RecordBatch::default(),
         decoded: Decoded::default(),
@@ -88,7 +97,8 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
         .unwrap_or("nowcast-worker")
         .replace("worker", "ckpt");
     let checkpointer = Checkpointer::start(shared.state_dir.clone(), name);
-    let mut last_ckpt = Instant::now();
+    let (i, n) = (slot.0 as u32, slot.1.max(1) as u32);
+    let mut next_ckpt = Instant::now() + interval * (i + 1) / n;
     let mut last_merge = Instant::now();
     let mut idle_rounds = 0u32;
     loop {
@@ -104,15 +114,17 @@ pub fn run(shared: Arc<Shared>, mut tasks: Vec<PartitionTask>) -> Result<(), Pip
             last_merge = Instant::now();
         }
         checkpointer.check()?;
-        if last_ckpt.elapsed() >= interval && !checkpointer.busy() {
+        if Instant::now() >= next_ckpt && !checkpointer.busy() {
             let started = Instant::now();
             let mut parts = Vec::with_capacity(tasks.len());
             for task in tasks.iter_mut() {
                 let (bytes, outputs) = encode_task(&shared, task)?;
                 parts.push((task.partition, bytes, outputs));
             }
+            metrics::histogram!("nowcast_checkpoint_pause_seconds")
+                .record(started.elapsed().as_secs_f64());
             checkpointer.submit(Job { parts, started });
-            last_ckpt = Instant::now();
+            next_ckpt = Instant::now() + interval;
         }
         if shared.stop.load(Ordering::Acquire) {
             break;
