@@ -21,7 +21,9 @@
 #   NOWCAST_KAFKA_CONTROLLER_PORT  first controller port (default PORT+100)
 #   NOWCAST_KAFKA_VERSION          Kafka version to fetch (default 4.1.1)
 #   NOWCAST_KAFKA_TIMEOUT          seconds to wait for the cluster to answer (default 120)
-#   NOWCAST_KAFKA_HEAP             broker -Xmx (default 512m)
+#   NOWCAST_KAFKA_HEAP             broker heap, fixed (-Xms = -Xmx, pre-touched, as Kafka's own
+#                                  start script fixes it; default 512m): a heap that grows from
+#                                  a small start collects far more often while it grows
 #   NOWCAST_KAFKA_EXTRA_PROPERTIES extra server.properties lines (newline-separated) for every node
 #   NOWCAST_KAFKA_RUN_DIR          run directory (default .cache/kafka-run): a second cluster
 #                                  needs its own (and its own ports)
@@ -409,7 +411,7 @@ launch_nodes() {
     for i in $(seq 1 "$nodes"); do
         dir="$(node_dir "$i")"
         setsid bash -c 'echo $$ >"$0/pid"; exec "$@"' "$dir" \
-            "$JAVA" "-Xmx$HEAP" -Xms128m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+            "$JAVA" "-Xmx$HEAP" "-Xms$HEAP" -XX:+AlwaysPreTouch -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
             -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
             -Dlog4j2.configurationFile="$CONF_DIR/log4j2.xml" \
             -Dnowcast.kafka.log.file="$dir/server.log" -Dkafka.logs.dir="$dir" \
