@@ -16,8 +16,8 @@
 //! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted |
 //! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
 //! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held, estimated heap bytes |
-//! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one worker's checkpoint (encode + persist) |
-//! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing to encode its checkpoint |
+//! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition's checkpoint (encode + persist) |
+//! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing to encode a partition's checkpoint |
 //! | `nowcast_model_reloads_total` / `nowcast_model_reload_failures_total` | counter | model file changes |
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -200,12 +200,12 @@ pub fn describe() {
     describe_histogram!(
         "nowcast_checkpoint_duration_seconds",
         Unit::Seconds,
-        "Time to write one worker's checkpoint (encode in memory, then persist in the background)."
+        "Time to write one partition's checkpoint (encode in memory, then persist in the background)."
     );
     describe_histogram!(
         "nowcast_checkpoint_pause_seconds",
         Unit::Seconds,
-        "Time a worker stops processing to encode its partitions' checkpoint in memory."
+        "Time a worker stops processing to encode one partition's checkpoint in memory."
     );
     describe_counter!(
         "nowcast_model_reloads_total",

@@ -72,9 +72,11 @@ struct Meta {
 /// Runs worker `slot.0` of `slot.1` until stopped (or, in drain mode, until every partition is
 /// caught up).
 ///
-/// Checkpoints are staggered: worker `i` of `n` takes its first one after `(i + 1) / n` of the
-/// interval, then one per interval, so the workers do not all pause (and compete for the cores
-/// with serving) at the same moment.
+/// Checkpoints are taken one partition at a time and staggered: with `m` partitions per
+/// worker, partition task `j` of worker `i` of `n` takes its first one after
+/// `(j·n + i + 1) / (m·n)` of the interval, then one per interval. A worker then stops
+/// processing only to encode one partition, and no two partitions (on any worker) pause at
+/// the same moment, so the pause is 1/partitions of the state, not a whole worker's share.
 pub fn run(
     shared: Arc<Shared>,
     mut tasks: Vec<PartitionTask>,
@@ -97,8 +99,15 @@ pub fn run(
         .unwrap_or("nowcast-worker")
         .replace("worker", "ckpt");
     let checkpointer = Checkpointer::start(shared.state_dir.clone(), name);
-    let (i, n) = (slot.0 as u32, slot.1.max(1) as u32);
-    let mut next_ckpt = Instant::now() + interval * (i + 1) / n;
+    let (i, n, m) = (
+        slot.0 as u32,
+        slot.1.max(1) as u32,
+        tasks.len().max(1) as u32,
+    );
+    let start = Instant::now();
+    let mut next_ckpt: Vec<Instant> = (0..m)
+        .map(|j| start + interval * (j * n + i + 1) / (m * n))
+        .collect();
     let mut last_merge = Instant::now();
     let mut idle_rounds = 0u32;
     loop {
@@ -114,17 +123,20 @@ pub fn run(
             last_merge = Instant::now();
         }
         checkpointer.check()?;
-        if Instant::now() >= next_ckpt && !checkpointer.busy() {
-            let started = Instant::now();
-            let mut parts = Vec::with_capacity(tasks.len());
-            for task in tasks.iter_mut() {
+        let now = Instant::now();
+        if let Some(j) = (0..tasks.len()).find(|&j| now >= next_ckpt[j]) {
+            if !checkpointer.busy() {
+                let task = &mut tasks[j];
                 let (bytes, outputs) = encode_task(&shared, task)?;
-                parts.push((task.partition, bytes, outputs));
+                metrics::histogram!("nowcast_checkpoint_pause_seconds")
+                    .record(now.elapsed().as_secs_f64());
+                let parts = vec![(task.partition, bytes, outputs)];
+                checkpointer.submit(Job {
+                    parts,
+                    started: now,
+                });
+                next_ckpt[j] = Instant::now() + interval;
             }
-            metrics::histogram!("nowcast_checkpoint_pause_seconds")
-                .record(started.elapsed().as_secs_f64());
-            checkpointer.submit(Job { parts, started });
-            next_ckpt = Instant::now() + interval;
         }
         if shared.stop.load(Ordering::Acquire) {
             break;
