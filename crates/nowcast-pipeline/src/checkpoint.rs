@@ -36,10 +36,10 @@ pub fn path(state_dir: &Path, partition: u32) -> PathBuf {
     state_dir.join(format!("p-{partition:04}.ckpt"))
 }
 
-/// Encodes a checkpoint (header + engine snapshot) into memory. This is the only part that
-/// needs the engine, so the engine lock is held just for a memory copy.
-pub fn encode(pos: &Position, engine: &Engine) -> Result<Vec<u8>, PipelineError> {
-    let mut out = Vec::with_capacity(engine.entities() * 512 + 128);
+/// The checkpoint header for `pos` (everything before the engine snapshot), with room for
+/// the snapshot of `entities` entities behind it.
+pub fn header(pos: &Position, entities: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entities * 512 + 128);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(pos.offsets.len() as u32).to_le_bytes());
@@ -53,6 +53,14 @@ pub fn encode(pos: &Position, engine: &Engine) -> Result<Vec<u8>, PipelineError>
     out.extend_from_slice(&pos.stream_time.to_le_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Encodes a checkpoint (header + engine snapshot) into memory in one go. The worker instead
+/// writes the snapshot a slice at a time behind [`header`] (see `worker`); this is for the
+/// final checkpoint and for tests.
+pub fn encode(pos: &Position, engine: &Engine) -> Result<Vec<u8>, PipelineError> {
+    let mut out = header(pos, engine.entities());
     engine
         .write_snapshot(&mut out)
         .map_err(|e| PipelineError::State(format!("encoding the checkpoint: {e}")))?;

@@ -17,7 +17,7 @@
 //! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
 //! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held, estimated heap bytes |
 //! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition's checkpoint (encode + persist) |
-//! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing to encode a partition's checkpoint |
+//! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing for one slice of a checkpoint (its start, a slice of entities, its end) |
 //! | `nowcast_model_reloads_total` / `nowcast_model_reload_failures_total` | counter | model file changes |
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -205,7 +205,7 @@ pub fn describe() {
     describe_histogram!(
         "nowcast_checkpoint_pause_seconds",
         Unit::Seconds,
-        "Time a worker stops processing to encode one partition's checkpoint in memory."
+        "Time a worker stops processing for one slice of a checkpoint: its start, a slice of entities encoded in memory, or its end."
     );
     describe_counter!(
         "nowcast_model_reloads_total",

@@ -82,6 +82,7 @@ impl Engine {
     /// order after restored ones. A bad record is an error and changes nothing. Restored
     /// entities are not reported as changes.
     pub fn restore_entity(&mut self, key: &str, record: Option<&[u8]>) -> Result<(), WindowError> {
+        self.complete_pending();
         let Some(b) = record else {
             self.entities.remove(key.as_bytes());
             return Ok(());

@@ -26,6 +26,8 @@ pub struct Engine {
     /// Keys changed (applied to or evicted) since the last [`Engine::drain_changes`], when
     /// change tracking is on.
     pub(crate) changed: Option<std::collections::HashSet<Key, KeyHash>>,
+    /// The snapshot in progress (see the `pending` module).
+    pub(crate) pending: Option<std::sync::Mutex<crate::pending::Pending>>,
 }
 
 impl Engine {
@@ -51,6 +53,7 @@ impl Engine {
             scratch: Scratch::default(),
             batch_hashes: Vec::new(),
             changed: None,
+            pending: None,
         }
     }
 
@@ -124,13 +127,20 @@ impl Engine {
             self.plan.sources[source].row.columns,
             "apply: one input per input column of source {source} expected"
         );
+        let found = self.entities.find(hash, key.as_bytes());
+        if let Some(i) = found {
+            if self.pending.is_some() {
+                // A snapshot in progress still needs this entity as it is now.
+                self.before_change(i);
+            }
+        }
         let mut ctx = Ctx {
             config: &self.config,
             plan: &self.plan,
             scratch: &mut self.scratch,
             seq: &mut self.seq,
         };
-        if let Some(i) = self.entities.find(hash, key.as_bytes()) {
+        if let Some(i) = found {
             ctx.apply(self.entities.at_mut(i), source, time, inputs, features_out)?;
         } else {
             let mut entity = Entity::new(&self.plan);
@@ -177,6 +187,7 @@ impl Engine {
     /// event of each source is before the tail of each window of that source at
     /// `stream_time`). The entity's watermarks are forgotten with it. Returns how many.
     pub fn evict_idle(&mut self, stream_time: Millis) -> usize {
+        self.complete_pending();
         let before = self.entities.len();
         let plan = &self.plan;
         let tails: Vec<Millis> = plan.groups.iter().map(|g| g.tail(stream_time)).collect();

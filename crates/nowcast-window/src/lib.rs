@@ -1,6 +1,8 @@
 //! The nowcast window engine: pure, deterministic per-entity windowed features. Events and an
 //! evaluation time go in, feature values come out. No clocks, no threads, no I/O except
-//! snapshots through [`std::io::Read`]/[`std::io::Write`].
+//! snapshots through [`std::io::Read`]/[`std::io::Write`] — whole
+//! ([`Engine::write_snapshot`]) or a slice at a time while events keep arriving
+//! ([`Engine::begin_snapshot`]).
 //!
 //! # Contract
 //!
@@ -115,6 +117,7 @@ mod gather;
 mod hll;
 mod input;
 mod map;
+mod pending;
 mod prefetch;
 mod snapshot;
 mod state;

@@ -94,6 +94,13 @@ impl EntityMap {
         &mut self.entries[i].1
     }
 
+    /// Key and entity at entry index `i`.
+    #[inline]
+    pub(crate) fn entry(&self, i: usize) -> (&Key, &Entity) {
+        let (k, e) = &self.entries[i];
+        (k, e)
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entity> {
         let i = self.find(hash_key(key), key)?;
         Some(&self.entries[i].1)

@@ -41,7 +41,7 @@ impl<W: Write> Enc<W> {
         Enc { w, block: None }
     }
     /// A buffered encoder that checksums everything it writes.
-    fn checked(w: W) -> Enc<W> {
+    pub(crate) fn checked(w: W) -> Enc<W> {
         Enc {
             w,
             block: Some((Vec::with_capacity(BLOCK + 1024), crc32fast::Hasher::new())),
@@ -61,12 +61,12 @@ impl<W: Write> Enc<W> {
         Ok(())
     }
     /// Writes what is buffered and returns the writer with the checksum of everything.
-    fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
+    pub(crate) fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
         self.flush_block()?;
         let crc = self.block.take().map_or(0, |(_, crc)| crc.finalize());
         Ok((self.w, crc))
     }
-    fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
         match &mut self.block {
             Some((buf, _)) => {
                 buf.extend_from_slice(b);
@@ -81,16 +81,16 @@ impl<W: Write> Enc<W> {
     fn u8(&mut self, v: u8) -> Result<(), WindowError> {
         self.bytes(&[v])
     }
-    fn u32(&mut self, v: u32) -> Result<(), WindowError> {
+    pub(crate) fn u32(&mut self, v: u32) -> Result<(), WindowError> {
         self.bytes(&v.to_le_bytes())
     }
-    fn u64(&mut self, v: u64) -> Result<(), WindowError> {
+    pub(crate) fn u64(&mut self, v: u64) -> Result<(), WindowError> {
         self.bytes(&v.to_le_bytes())
     }
     fn i64(&mut self, v: i64) -> Result<(), WindowError> {
         self.u64(v as u64)
     }
-    fn len(&mut self, n: usize) -> Result<(), WindowError> {
+    pub(crate) fn len(&mut self, n: usize) -> Result<(), WindowError> {
         let n = u32::try_from(n).map_err(|_| WindowError::corrupt("length exceeds u32"))?;
         self.u32(n)
     }
@@ -122,16 +122,21 @@ impl<W: Write> Enc<W> {
     }
 }
 
+/// The snapshot header: magic, version, configuration fingerprint, CRC-32 of those.
+pub(crate) fn header(fingerprint: u64) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..8].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..16].copy_from_slice(&fingerprint.to_le_bytes());
+    let hcrc = crc32fast::hash(&h[..16]);
+    h[16..].copy_from_slice(&hcrc.to_le_bytes());
+    h
+}
+
 impl Engine {
     /// Writes the engine's whole state (see the `snapshot` module docs for the format).
     pub fn write_snapshot<W: Write>(&self, mut w: W) -> Result<(), WindowError> {
-        let mut header = Vec::with_capacity(20);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&self.fingerprint.to_le_bytes());
-        let hcrc = crc32fast::hash(&header);
-        header.extend_from_slice(&hcrc.to_le_bytes());
-        w.write_all(&header)?;
+        w.write_all(&header(self.fingerprint))?;
         let mut e = Enc::checked(w);
         e.u64(self.seq)?;
         e.u64(self.entities.len() as u64)?;
@@ -255,10 +260,10 @@ impl<R: Read> Dec<R> {
     fn u8(&mut self) -> Result<u8, WindowError> {
         Ok(self.arr::<1>()?[0])
     }
-    fn u32(&mut self) -> Result<u32, WindowError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, WindowError> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
-    fn u64(&mut self) -> Result<u64, WindowError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, WindowError> {
         Ok(u64::from_le_bytes(self.arr()?))
     }
     fn i64(&mut self) -> Result<i64, WindowError> {

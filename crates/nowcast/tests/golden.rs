@@ -196,14 +196,20 @@ fn sigkill_mid_run_then_restart_matches_uninterrupted_run() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some predictions are out, then SIGKILL.
+    // Wait until some predictions are out and a checkpoint has been written (so the restart
+    // resumes from one taken while events kept changing the state), then SIGKILL.
     let preds = killed.join("out/predictions");
+    let state = killed.join("state");
     let started = std::time::Instant::now();
     loop {
         let size: u64 = std::fs::read_dir(&preds)
             .map(|d| d.map(|e| e.unwrap().metadata().unwrap().len()).sum())
             .unwrap_or(0);
-        if size > 2_000_000 || started.elapsed().as_secs() > 60 {
+        let checkpointed = std::fs::read_dir(&state).is_ok_and(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "ckpt"))
+        });
+        if (size > 2_000_000 && checkpointed) || started.elapsed().as_secs() > 60 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod strategies;
+
 use std::collections::{HashMap, HashSet};
 
 use nowcast_window::{Aggregation, EngineConfig, FeatureValue, Hop, Input, Late, Millis};
