@@ -27,17 +27,9 @@ fn io(p: &Path, e: std::io::Error) -> KafkaError {
     KafkaError::State(format!("{}: {e}", p.display()))
 }
 
-/// Writes `engine` as the state of `topic`/`partition` up to (excluding) changelog `offset`.
-pub fn write(
-    dir: &Path,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    engine: &Engine,
-) -> Result<u64, KafkaError> {
-    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let final_path = path(dir, partition);
-    let tmp = final_path.with_extension("snap.tmp");
+/// The file header for the state of `topic`/`partition` up to (excluding) changelog
+/// `offset`; the engine snapshot follows it.
+pub fn header(topic: &str, partition: i32, offset: i64) -> Vec<u8> {
     let mut header = Vec::with_capacity(64 + topic.len());
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
@@ -47,12 +39,47 @@ pub fn write(
     header.extend_from_slice(&offset.to_le_bytes());
     let crc = crc32fast::hash(&header);
     header.extend_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Writes `engine` as the state of `topic`/`partition` up to (excluding) changelog `offset`.
+pub fn write(
+    dir: &Path,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    engine: &Engine,
+) -> Result<u64, KafkaError> {
+    replace(dir, partition, |tmp, file| {
+        file.write_all(&header(topic, partition, offset))
+            .map_err(|e| io(tmp, e))?;
+        engine
+            .write_snapshot(file)
+            .map_err(|e| KafkaError::State(format!("{}: {e}", tmp.display())))
+    })
+}
+
+/// Writes a snapshot encoded in memory (a [`header`] and the engine snapshot behind it) as
+/// the file of `partition`.
+pub fn write_bytes(dir: &Path, partition: i32, bytes: &[u8]) -> Result<u64, KafkaError> {
+    replace(dir, partition, |tmp, file| {
+        file.write_all(bytes).map_err(|e| io(tmp, e))
+    })
+}
+
+/// Writes the file of `partition` through `fill` into a temporary file, fsyncs it, renames it
+/// over the previous one and fsyncs the directory. Returns its size.
+fn replace(
+    dir: &Path,
+    partition: i32,
+    fill: impl FnOnce(&Path, &mut std::io::BufWriter<File>) -> Result<(), KafkaError>,
+) -> Result<u64, KafkaError> {
+    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let final_path = path(dir, partition);
+    let tmp = final_path.with_extension("snap.tmp");
     let mut file =
         std::io::BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(|e| io(&tmp, e))?);
-    file.write_all(&header).map_err(|e| io(&tmp, e))?;
-    engine
-        .write_snapshot(&mut file)
-        .map_err(|e| KafkaError::State(format!("{}: {e}", tmp.display())))?;
+    fill(&tmp, &mut file)?;
     let file = file.into_inner().map_err(|e| io(&tmp, e.into_error()))?;
     file.sync_all().map_err(|e| io(&tmp, e))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);

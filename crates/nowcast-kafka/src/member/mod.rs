@@ -40,6 +40,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 mod commit;
 mod records;
+mod snapshot;
 
 use crate::restore::restore;
 use crate::shared::Shared;
@@ -141,6 +142,8 @@ struct MemberState {
     metas: Vec<Meta>,
     line: Vec<u8>,
     lat: Latencies,
+    /// Local-store snapshots in progress and being written.
+    snapshots: snapshot::Snapshots,
 }
 
 /// The consumer's context: the member's state, reachable from the rebalance callbacks.
@@ -299,6 +302,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
             epoch: 0,
             awaiting: std::collections::VecDeque::new(),
             last_commit: Instant::now(),
+            snapshots: snapshot::Snapshots::default(),
             decoded: Decoded::default(),
             features: Vec::new(),
             rows: Vec::new(),
@@ -353,7 +357,10 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
             return Ok(());
         }
         batch.clear();
-        let mut wait = Duration::from_millis(20);
+        // While a snapshot is being written, do not sleep in poll: its slices run between
+        // batches.
+        let slicing = consumer.context().state.lock().snapshots.slicing();
+        let mut wait = Duration::from_millis(if slicing { 0 } else { 20 });
         while batch.len() < BATCH {
             match consumer.poll(wait) {
                 None => break,
@@ -377,6 +384,8 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         } else if !st.awaiting.is_empty() {
             st.commit_acked(consumer, false)?;
         }
+        st.snapshot_step()?;
+        st.snapshot_when_idle()?;
         if last_merge.elapsed() >= Duration::from_millis(50) {
             shared.stats.merge(&st.lat);
             st.lat.reset();
@@ -451,6 +460,7 @@ impl MemberState {
     }
 
     fn drop_part(&mut self, partition: i32) {
+        self.snapshot_cancel(partition);
         if self.parts.remove(&partition).is_some() {
             if self.stage == Stage::Process {
                 self.shared.owned.write().remove(&partition);
@@ -518,37 +528,6 @@ impl MemberState {
                 }
             }
         }
-    }
-
-    /// Right after a commit (state = committed changelog), writes the local snapshot of every
-    /// partition whose interval has passed (all of them with `all`). The snapshot reflects the
-    /// feature-store partition up to its current end: while this member owns the partition,
-    /// it is the only writer.
-    fn snapshot_due(&mut self, all: bool) -> Result<(), KafkaError> {
-        let Some(dir) = self.shared.store_dir.clone() else {
-            return Ok(());
-        };
-        if self.stage == Stage::Repartition {
-            return Ok(());
-        }
-        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
-        let topic = self.shared.kafka.features_topic.clone();
-        for (&p, part) in self.parts.iter_mut() {
-            if !all && part.snapshot_at.elapsed() < interval {
-                continue;
-            }
-            let started = Instant::now();
-            let (_, high) = self
-                .reader
-                .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                .map_err(|e| KafkaError::client(format!("watermarks of {topic}/{p}"), e))?;
-            let bytes = crate::store::write(&dir, &topic, p, high, &part.engine.read())?;
-            part.snapshot_at = Instant::now();
-            metrics::histogram!("nowcast_kafka_snapshot_seconds")
-                .record(started.elapsed().as_secs_f64());
-            metrics::counter!("nowcast_kafka_snapshot_bytes_total").increment(bytes);
-        }
-        Ok(())
     }
 
     /// Waits until every produced record is acknowledged. (`Producer::flush` on a threaded
