@@ -60,7 +60,8 @@ usage() {
     exit "${1:-2}"
 }
 
-is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+# shellcheck source=lib/services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 
 # --- Java ------------------------------------------------------------------------------------
 
@@ -189,8 +190,6 @@ alive_pids() {
     return 0
 }
 
-pid_gone() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-
 # SIGTERM every node, wait up to STOP_TIMEOUT s, then SIGKILL what is left. Returns 1 when
 # nothing was running.
 stop_nodes() {
@@ -223,19 +222,6 @@ stop_nodes() {
     local id
     for id in $(recorded_nodes); do rm -f "$(node_dir "$id")/pid"; done
     return 0
-}
-
-port_busy() {
-    if command -v ss >/dev/null 2>&1; then
-        ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
-    else
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    fi
-}
-
-port_owner() {
-    command -v ss >/dev/null 2>&1 || return 0
-    ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -n 1
 }
 
 show_logs() {

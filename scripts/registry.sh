@@ -92,7 +92,8 @@ usage() {
     exit "${1:-2}"
 }
 
-is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+# shellcheck source=lib/services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/services.sh"
 
 now_ms() { date +%s%3N; }
 
@@ -258,8 +259,6 @@ registry_pid() {
     echo "$pid"
 }
 
-pid_gone() { ! kill -0 "$1" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
-
 # SIGTERM, wait up to STOP_TIMEOUT s (a CDS dump at exit takes a few), then SIGKILL. Returns 1
 # when nothing was running. A CDS archive written at a clean exit is moved into the cache.
 stop_registry() {
@@ -294,19 +293,6 @@ stop_registry() {
         rm -f "$out"
     fi
     return 0
-}
-
-port_busy() {
-    if command -v ss >/dev/null 2>&1; then
-        ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
-    else
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-    fi
-}
-
-port_owner() {
-    command -v ss >/dev/null 2>&1 || return 0
-    ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -n 1
 }
 
 # The HTTP status of GET $1 (000 when nothing answers).
