@@ -10,6 +10,11 @@ use crate::state::{Entity, Key, KeyHash, Plan, SourceState, DEAD_BATCH, RAW_CAP,
 use crate::tile::Layout;
 use crate::{EngineConfig, Input, Late, WindowError};
 
+thread_local! {
+    /// Evaluation buffers of [`Engine::evaluate`], one set per thread.
+    static EVAL_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// The window engine. See the crate docs for the exact semantics.
 #[derive(Debug)]
 pub struct Engine {
@@ -166,9 +171,22 @@ impl Engine {
         let Some(entity) = self.entities.get(key.as_bytes()) else {
             return false;
         };
-        let mut scratch = Scratch::default();
         out.resize(self.config.features.len(), FeatureValue::Null);
-        evaluate_entity(&self.config, &self.plan, entity, t, &mut scratch, out);
+        // `&self` (readers evaluate side by side), so the scratch buffers are per thread:
+        // reused across calls instead of allocated for each.
+        EVAL_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                evaluate_entity(&self.config, &self.plan, entity, t, &mut scratch, out)
+            }
+            Err(_) => evaluate_entity(
+                &self.config,
+                &self.plan,
+                entity,
+                t,
+                &mut Scratch::default(),
+                out,
+            ),
+        });
         true
     }
 
