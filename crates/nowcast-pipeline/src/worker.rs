@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nowcast_core::{FeatureValue, RejectReason};
 use nowcast_log::{LogReader, RecordBatch};
-use nowcast_window::Late;
+use nowcast_window::{Late, SNAPSHOT_SLICE};
 
 use crate::checkpoint::{self, Position};
 use crate::checkpointer::{Checkpointer, Job};
@@ -30,8 +30,6 @@ const LOCK_CHUNK: usize = 64;
 /// Latency histograms are merged into the shared ones this often (merging costs a pass over
 /// the histogram buckets, too much to do per batch).
 const MERGE_EVERY: Duration = Duration::from_millis(50);
-/// Entities written per slice of a checkpoint's engine snapshot (~0.2 ms at ~1.9 KB each).
-const SLICE: usize = 256;
 /// Eviction of idle entities runs each time a partition has processed this many more records.
 pub const EVICT_EVERY: u64 = 1 << 16;
 
@@ -78,7 +76,7 @@ struct Meta {
 /// worker, partition task `j` of worker `i` of `n` takes its first one after
 /// `(j·n + i + 1) / (m·n)` of the interval, then one per interval. A checkpoint fixes the
 /// partition's position and begins an engine snapshot of that moment; the worker then
-/// writes it `SLICE` entities at a time between batches (an event about to change an
+/// writes it `SNAPSHOT_SLICE` entities at a time between batches (an event about to change an
 /// entity not yet written writes it first, see `nowcast_window::Engine::begin_snapshot`),
 /// so processing never stops for more than a slice, and hands the finished bytes to the
 /// persisting thread.
@@ -133,7 +131,7 @@ pub fn run(
             let task = &tasks[c.task];
             let shard = &shared.shards[task.partition as usize];
             let t0 = Instant::now();
-            let done = shard.read().snapshot_step(SLICE);
+            let done = shard.read().snapshot_step(SNAPSHOT_SLICE);
             let pause = metrics::histogram!("nowcast_checkpoint_pause_seconds");
             pause.record(t0.elapsed().as_secs_f64());
             if done {

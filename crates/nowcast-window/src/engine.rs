@@ -134,10 +134,8 @@ impl Engine {
         );
         let found = self.entities.find(hash, key.as_bytes());
         if let Some(i) = found {
-            if self.pending.is_some() {
-                // A snapshot in progress still needs this entity as it is now.
-                self.before_change(i);
-            }
+            // A snapshot in progress may still need this entity as it is now.
+            self.before_change(i);
         }
         let mut ctx = Ctx {
             config: &self.config,
@@ -174,18 +172,9 @@ impl Engine {
         out.resize(self.config.features.len(), FeatureValue::Null);
         // `&self` (readers evaluate side by side), so the scratch buffers are per thread:
         // reused across calls instead of allocated for each.
-        EVAL_SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => {
-                evaluate_entity(&self.config, &self.plan, entity, t, &mut scratch, out)
-            }
-            Err(_) => evaluate_entity(
-                &self.config,
-                &self.plan,
-                entity,
-                t,
-                &mut Scratch::default(),
-                out,
-            ),
+        EVAL_SCRATCH.with(|cell| {
+            let scratch = &mut cell.borrow_mut();
+            evaluate_entity(&self.config, &self.plan, entity, t, scratch, out);
         });
         true
     }

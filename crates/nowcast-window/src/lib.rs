@@ -128,6 +128,7 @@ pub use config::{Aggregation, EngineConfig, FeatureDef, Hop, SourceDef, Window};
 pub use engine::Engine;
 pub use error::WindowError;
 pub use nowcast_core::{FeatureValue, Millis};
+pub use pending::SNAPSHOT_SLICE;
 
 /// One event's input for one feature.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -14,9 +14,13 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::snapshot::{header, write_entity, Enc};
+use crate::snapshot::{end, start, write_keyed_entity, Enc};
 use crate::state::{Entity, Key};
 use crate::{Engine, WindowError};
+
+/// Entities per [`Engine::snapshot_step`] that keeps a step short (~0.25 ms at ~1.9 KB per
+/// entity): the slice the embedded workers and the Kafka members use.
+pub const SNAPSHOT_SLICE: usize = 256;
 
 /// A snapshot in progress.
 pub(crate) struct Pending {
@@ -45,11 +49,7 @@ impl Pending {
             return;
         }
         let enc = self.enc.as_mut().expect("encoder present until finish");
-        let res = enc
-            .len(key.as_bytes().len())
-            .and_then(|()| enc.bytes(key.as_bytes()))
-            .and_then(|()| write_entity(enc, ent, sources));
-        if let Err(e) = res {
+        if let Err(e) = write_keyed_entity(enc, key, ent, sources) {
             self.error = Some(e);
         }
     }
@@ -93,18 +93,15 @@ impl Engine {
     /// caller put there stays in front). A snapshot already in progress is dropped. See the
     /// `pending` module docs; finish with [`snapshot_step`](Engine::snapshot_step) and
     /// [`finish_snapshot`](Engine::finish_snapshot).
-    pub fn begin_snapshot(&mut self, mut out: Vec<u8>) -> Result<(), WindowError> {
-        let end = self.entities.len();
-        out.extend_from_slice(&header(self.fingerprint));
-        let mut enc = Enc::checked(out);
-        enc.u64(self.seq)?;
-        enc.u64(end as u64)?;
+    pub fn begin_snapshot(&mut self, out: Vec<u8>) -> Result<(), WindowError> {
+        let count = self.entities.len();
+        let enc = start(out, self, count)?;
         self.pending = Some(Mutex::new(Pending {
             enc: Some(enc),
-            end,
+            end: count,
             next: 0,
-            written: vec![0; end.div_ceil(64)],
-            complete: end == 0,
+            written: vec![0; count.div_ceil(64)],
+            complete: count == 0,
             error: None,
         }));
         Ok(())
@@ -138,9 +135,7 @@ impl Engine {
             return Err(e);
         }
         let enc = p.enc.take().expect("encoder present until finish");
-        let (mut out, crc) = enc.finish_checked()?;
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(Some(out))
+        Ok(Some(end(enc)?))
     }
 
     /// Drops the snapshot in progress, if any.

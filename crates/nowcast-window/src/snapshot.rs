@@ -41,7 +41,7 @@ impl<W: Write> Enc<W> {
         Enc { w, block: None }
     }
     /// A buffered encoder that checksums everything it writes.
-    pub(crate) fn checked(w: W) -> Enc<W> {
+    fn checked(w: W) -> Enc<W> {
         Enc {
             w,
             block: Some((Vec::with_capacity(BLOCK + 1024), crc32fast::Hasher::new())),
@@ -61,12 +61,12 @@ impl<W: Write> Enc<W> {
         Ok(())
     }
     /// Writes what is buffered and returns the writer with the checksum of everything.
-    pub(crate) fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
+    fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
         self.flush_block()?;
         let crc = self.block.take().map_or(0, |(_, crc)| crc.finalize());
         Ok((self.w, crc))
     }
-    pub(crate) fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
+    fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
         match &mut self.block {
             Some((buf, _)) => {
                 buf.extend_from_slice(b);
@@ -81,16 +81,16 @@ impl<W: Write> Enc<W> {
     fn u8(&mut self, v: u8) -> Result<(), WindowError> {
         self.bytes(&[v])
     }
-    pub(crate) fn u32(&mut self, v: u32) -> Result<(), WindowError> {
+    fn u32(&mut self, v: u32) -> Result<(), WindowError> {
         self.bytes(&v.to_le_bytes())
     }
-    pub(crate) fn u64(&mut self, v: u64) -> Result<(), WindowError> {
+    fn u64(&mut self, v: u64) -> Result<(), WindowError> {
         self.bytes(&v.to_le_bytes())
     }
     fn i64(&mut self, v: i64) -> Result<(), WindowError> {
         self.u64(v as u64)
     }
-    pub(crate) fn len(&mut self, n: usize) -> Result<(), WindowError> {
+    fn len(&mut self, n: usize) -> Result<(), WindowError> {
         let n = u32::try_from(n).map_err(|_| WindowError::corrupt("length exceeds u32"))?;
         self.u32(n)
     }
@@ -123,7 +123,7 @@ impl<W: Write> Enc<W> {
 }
 
 /// The snapshot header: magic, version, configuration fingerprint, CRC-32 of those.
-pub(crate) fn header(fingerprint: u64) -> [u8; 20] {
+fn header(fingerprint: u64) -> [u8; 20] {
     let mut h = [0u8; 20];
     h[..4].copy_from_slice(MAGIC);
     h[4..8].copy_from_slice(&VERSION.to_le_bytes());
@@ -133,21 +133,47 @@ pub(crate) fn header(fingerprint: u64) -> [u8; 20] {
     h
 }
 
+/// Starts a snapshot in `w`: the header, then the body's arrival seq and entity count. Each
+/// entity follows through [`write_keyed_entity`]; [`end`] closes the body.
+pub(crate) fn start<W: Write>(
+    mut w: W,
+    engine: &Engine,
+    entities: usize,
+) -> Result<Enc<W>, WindowError> {
+    w.write_all(&header(engine.fingerprint))?;
+    let mut e = Enc::checked(w);
+    e.u64(engine.seq)?;
+    e.u64(entities as u64)?;
+    Ok(e)
+}
+
+/// One entity of a snapshot body: its key, then its state.
+pub(crate) fn write_keyed_entity<W: Write>(
+    e: &mut Enc<W>,
+    key: &Key,
+    ent: &Entity,
+    sources: usize,
+) -> Result<(), WindowError> {
+    e.len(key.as_bytes().len())?;
+    e.bytes(key.as_bytes())?;
+    write_entity(e, ent, sources)
+}
+
+/// Ends a snapshot body with its checksum; returns the writer.
+pub(crate) fn end<W: Write>(e: Enc<W>) -> Result<W, WindowError> {
+    let (mut w, crc) = e.finish_checked()?;
+    w.write_all(&crc.to_le_bytes())?;
+    Ok(w)
+}
+
 impl Engine {
     /// Writes the engine's whole state (see the `snapshot` module docs for the format).
-    pub fn write_snapshot<W: Write>(&self, mut w: W) -> Result<(), WindowError> {
-        w.write_all(&header(self.fingerprint))?;
-        let mut e = Enc::checked(w);
-        e.u64(self.seq)?;
-        e.u64(self.entities.len() as u64)?;
+    pub fn write_snapshot<W: Write>(&self, w: W) -> Result<(), WindowError> {
+        let mut e = start(w, self, self.entities.len())?;
         for (key, ent) in self.entities.iter() {
-            e.len(key.as_bytes().len())?;
-            e.bytes(key.as_bytes())?;
-            write_entity(&mut e, ent, self.plan.sources.len())?;
+            write_keyed_entity(&mut e, key, ent, self.plan.sources.len())?;
         }
-        let (mut w, crc) = e.finish_checked()?;
-        w.write_all(&crc.to_le_bytes())?;
-        w.flush()?;
+        end(e)?.flush()?;
         Ok(())
     }
 
@@ -260,10 +286,10 @@ impl<R: Read> Dec<R> {
     fn u8(&mut self) -> Result<u8, WindowError> {
         Ok(self.arr::<1>()?[0])
     }
-    pub(crate) fn u32(&mut self) -> Result<u32, WindowError> {
+    fn u32(&mut self) -> Result<u32, WindowError> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
-    pub(crate) fn u64(&mut self) -> Result<u64, WindowError> {
+    fn u64(&mut self) -> Result<u64, WindowError> {
         Ok(u64::from_le_bytes(self.arr()?))
     }
     fn i64(&mut self) -> Result<i64, WindowError> {

@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::strategies::{bits, config_strategy, key, step_strategy, Step};
+use common::strategies::{bits, config_strategy, fixed_config, key, step_strategy, Step};
 use nowcast_window::{Engine, EngineConfig, Event, Input};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
 
 fn snapshot(e: &Engine) -> Vec<u8> {
     let mut b = Vec::new();
@@ -110,10 +109,7 @@ proptest! {
 /// Many entities (the map grows through several sizes) in batches of 512, with evictions.
 #[test]
 fn large_batches_equal_sequential_apply() {
-    let cfg = config_strategy()
-        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
-        .unwrap()
-        .current();
+    let cfg = fixed_config();
     let mut x = 7u64;
     let steps: Vec<Step> = (0..5000)
         .map(|i| {

@@ -5,35 +5,12 @@
 
 mod common;
 
+use common::strategies::agg_strategy;
 use common::{check, Oracle};
 use nowcast_window::{
     Aggregation, Engine, EngineConfig, FeatureDef, FeatureValue, Hop, Input, SourceDef, Window,
 };
 use proptest::prelude::*;
-
-fn agg_strategy() -> impl Strategy<Value = Aggregation> {
-    prop_oneof![
-        Just(Aggregation::Count),
-        Just(Aggregation::Sum),
-        Just(Aggregation::Mean),
-        Just(Aggregation::Min),
-        Just(Aggregation::Max),
-        Just(Aggregation::StdDev),
-        Just(Aggregation::DistinctCount),
-        Just(Aggregation::Last),
-        (1usize..5).prop_map(Aggregation::LastN),
-        (
-            prop_oneof![Just(0.0), Just(0.25), Just(0.5), Just(0.9), Just(1.0)],
-            prop_oneof![Just(0.01), Just(0.05)]
-        )
-            .prop_map(|(q, a)| Aggregation::Quantile {
-                q,
-                relative_accuracy: a
-            }),
-        Just(Aggregation::TimeSinceLast),
-        (1i64..100).prop_map(|h| Aggregation::DecayedSum { half_life: h }),
-    ]
-}
 
 fn window_strategy() -> impl Strategy<Value = Window> {
     (1i64..150).prop_flat_map(|d| {

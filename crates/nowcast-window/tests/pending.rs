@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::strategies::{bits, config_strategy, key, step_strategy, Step};
+use common::strategies::{bits, config_strategy, fixed_config, key, step_strategy, Step};
 use nowcast_window::{Engine, EngineConfig, Input};
 use proptest::prelude::*;
 
@@ -112,11 +112,7 @@ fn fed(cfg: &EngineConfig) -> Engine {
 /// in progress: the snapshot still holds both as they were at its start.
 #[test]
 fn changelog_restore_during_a_sliced_snapshot_keeps_the_start_state() {
-    use proptest::strategy::ValueTree;
-    let cfg = config_strategy()
-        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
-        .unwrap()
-        .current();
+    let cfg = fixed_config();
     let mut e = fed(&cfg);
     let want = entities(&e);
     let mut record = Vec::new();
@@ -136,11 +132,7 @@ fn changelog_restore_during_a_sliced_snapshot_keeps_the_start_state() {
 /// Begun on an empty engine, then events: an empty snapshot.
 #[test]
 fn sliced_snapshot_of_an_empty_engine_is_empty() {
-    use proptest::strategy::ValueTree;
-    let cfg = config_strategy()
-        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
-        .unwrap()
-        .current();
+    let cfg = fixed_config();
     let mut e = Engine::new(cfg.clone()).unwrap();
     e.begin_snapshot(Vec::new()).unwrap();
     assert!(e.snapshot_step(1));

@@ -3,7 +3,7 @@
 //! Right after a commit, or at any moment nothing was produced since the last one (state =
 //! committed changelog), a partition whose interval has passed *begins* a snapshot of that
 //! moment, with the feature-store offset it reflects
-//! (`Engine::begin_snapshot`); the poll loop then writes it `SLICE` entities at a time
+//! (`Engine::begin_snapshot`); the poll loop then writes it `SNAPSHOT_SLICE` entities at a time
 //! between batches, under the engine's read lock, and a background thread writes the
 //! finished bytes to disk (temporary file, fsync, rename). One partition at a time per
 //! member. Stopping writes every partition's snapshot whole, as before.
@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::{MemberState, Stage};
 use crate::KafkaError;
-
-/// Entities written per slice (~0.25 ms at ~1.9 KB each).
-const SLICE: usize = 256;
+use nowcast_window::SNAPSHOT_SLICE;
 
 /// Snapshots in progress for one member.
 #[derive(Default)]
@@ -47,10 +45,8 @@ impl MemberState {
         }
         let topic = self.shared.kafka.features_topic.clone();
         if all {
-            if let Some((p, _)) = self.snapshots.slicing.take() {
-                if let Some(part) = self.parts.get(&p) {
-                    part.engine.write().cancel_snapshot();
-                }
+            if let Some((p, _)) = self.snapshots.slicing {
+                self.snapshot_cancel(p);
             }
             self.snapshot_written(true)?;
             for (&p, part) in self.parts.iter_mut() {
@@ -66,17 +62,13 @@ impl MemberState {
         if self.snapshots.slicing.is_some() || self.snapshots.writing.is_some() {
             return Ok(());
         }
-        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
-        let Some((&p, part)) = self
-            .parts
-            .iter()
-            .find(|(_, part)| part.snapshot_at.elapsed() >= interval)
-        else {
+        let Some(p) = self.due_partition() else {
             return Ok(());
         };
         let started = Instant::now();
         let high = high_watermark(&self.reader, &topic, p)?;
-        part.engine
+        self.parts[&p]
+            .engine
             .write()
             .begin_snapshot(crate::store::header(&topic, p, high))
             .map_err(|e| KafkaError::State(format!("snapshot of partition {p}: {e}")))?;
@@ -91,12 +83,7 @@ impl MemberState {
         if self.pending || self.snapshots.slicing.is_some() || self.shared.store_dir.is_none() {
             return Ok(());
         }
-        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
-        if !self
-            .parts
-            .values()
-            .any(|p| p.snapshot_at.elapsed() >= interval)
-        {
+        if self.due_partition().is_none() {
             return Ok(());
         }
         if self
@@ -107,6 +94,15 @@ impl MemberState {
             return Ok(());
         }
         self.snapshot_due(false)
+    }
+
+    /// The first partition whose snapshot interval has passed.
+    fn due_partition(&self) -> Option<i32> {
+        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
+        self.parts
+            .iter()
+            .find(|(_, part)| part.snapshot_at.elapsed() >= interval)
+            .map(|(&p, _)| p)
     }
 
     /// Writes one slice of the snapshot in progress; once it is whole, hands it to a
@@ -120,7 +116,7 @@ impl MemberState {
             self.snapshots.slicing = None;
             return Ok(());
         };
-        if !part.engine.read().snapshot_step(SLICE) {
+        if !part.engine.read().snapshot_step(SNAPSHOT_SLICE) {
             return Ok(());
         }
         let bytes = part

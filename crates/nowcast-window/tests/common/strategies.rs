@@ -5,6 +5,7 @@
 use nowcast_window::{Aggregation, EngineConfig, FeatureDef, FeatureValue, Hop, SourceDef, Window};
 use proptest::prelude::*;
 
+/// Every aggregation, quantiles at several ranks and accuracies.
 pub fn agg_strategy() -> impl Strategy<Value = Aggregation> {
     prop_oneof![
         Just(Aggregation::Count),
@@ -16,10 +17,14 @@ pub fn agg_strategy() -> impl Strategy<Value = Aggregation> {
         Just(Aggregation::DistinctCount),
         Just(Aggregation::Last),
         (1usize..5).prop_map(Aggregation::LastN),
-        Just(Aggregation::Quantile {
-            q: 0.5,
-            relative_accuracy: 0.01
-        }),
+        (
+            prop_oneof![Just(0.0), Just(0.25), Just(0.5), Just(0.9), Just(1.0)],
+            prop_oneof![Just(0.01), Just(0.05)]
+        )
+            .prop_map(|(q, a)| Aggregation::Quantile {
+                q,
+                relative_accuracy: a
+            }),
         Just(Aggregation::TimeSinceLast),
         (1i64..100).prop_map(|h| Aggregation::DecayedSum { half_life: h }),
     ]
@@ -124,4 +129,14 @@ pub fn bits(v: &[FeatureValue]) -> Vec<Vec<u64>> {
                 .collect(),
         })
         .collect()
+}
+
+/// The first configuration of [`config_strategy`] under proptest's deterministic runner: a
+/// fixed configuration for example-based tests.
+pub fn fixed_config() -> EngineConfig {
+    use proptest::strategy::ValueTree;
+    config_strategy()
+        .new_tree(&mut proptest::test_runner::TestRunner::deterministic())
+        .unwrap()
+        .current()
 }
