@@ -1,6 +1,7 @@
 //! librdkafka configurations: the spec's properties, then what nowcast owns.
 
 use nowcast_spec::{Delivery, KafkaSpec};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;
 
 use crate::KafkaError;
@@ -73,6 +74,11 @@ fn base(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     for (k, v) in &spec.properties {
         c.set(k, v);
     }
+    // rdkafka derives the client's log level from the `log` facade, which nowcast does not
+    // install (so only errors would pass); clients with a forwarding context (see
+    // [`forward_log`]) get everything librdkafka emits: debug lines only for the contexts
+    // the `debug` property enables.
+    c.set_log_level(RDKafkaLogLevel::Debug);
     c
 }
 
@@ -92,6 +98,12 @@ pub fn consumer(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     let mut c = base(spec, bootstrap);
     c.set("fetch.wait.max.ms", "5");
     c.set("auto.offset.reset", "earliest");
+    // A member learns that the group is rebalancing from its next heartbeat. At librdkafka's
+    // 3 s default, a member that joins just after another (the threads of one process, an
+    // instance added to scale out) waits up to 3 s while the first one takes and processes
+    // every partition, which then move, state and all: measured as the slow half of the
+    // two-thread Kafka benchmark runs. Heartbeats are small; 0.5 s bounds that wait.
+    c.set("heartbeat.interval.ms", "500");
     for (k, v) in &spec.consumer {
         c.set(k, v);
     }
@@ -146,6 +158,30 @@ pub fn producer(spec: &KafkaSpec, bootstrap: &str, transactional_id: Option<&str
     c
 }
 
+/// Writes a librdkafka log line to standard error. Without this, rdkafka hands the lines to the
+/// `log` facade, which nowcast does not install, and a `debug = "cgrp,…"` property (or a
+/// configuration warning) would print nothing. librdkafka logs little unless something is
+/// wrong or `debug` is set, so every line is kept.
+pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, facility: &str, message: &str) {
+    let level = match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => "error",
+        RDKafkaLogLevel::Warning => "warning",
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => "info",
+        RDKafkaLogLevel::Debug => "debug",
+    };
+    eprintln!("nowcast: librdkafka {client} {level} {facility}: {message}");
+}
+
+/// Writes a client-level error librdkafka reports outside any call (a broker unreachable, all
+/// brokers down, a fatal idempotence error) to standard error; librdkafka retries on its own
+/// and folds repeated identical errors into one line.
+pub(crate) fn forward_error(client: &str, error: &rdkafka::error::KafkaError, reason: &str) {
+    eprintln!("nowcast: librdkafka {client} error: {error}: {reason}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +229,19 @@ mod tests {
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("[kafka.properties] \"no.such.property\""));
         assert!(problems[1].contains("[kafka.producer] \"linger.ms\" = \"soon\""));
+    }
+
+    #[test]
+    fn members_heartbeat_every_half_second_unless_the_spec_says_otherwise() {
+        // At librdkafka's 3 s default the first of two members started together processed
+        // every partition for up to 3 s before handing half of them, state and all, over.
+        let c = consumer(&spec_with(""), "127.0.0.1:9092");
+        assert_eq!(c.get("heartbeat.interval.ms"), Some("500"));
+        let mut spec = spec_with("");
+        let heartbeat = ("heartbeat.interval.ms".to_string(), "2000".to_string());
+        spec.consumer.extend([heartbeat]);
+        let c = consumer(&spec, "127.0.0.1:9092");
+        assert_eq!(c.get("heartbeat.interval.ms"), Some("2000"));
     }
 
     #[test]

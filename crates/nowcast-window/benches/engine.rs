@@ -18,6 +18,8 @@
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p nowcast-window --bench engine`
 //!
+//! `NOWCAST_BENCH_EVAL_ONLY=1` runs only the batched rounds with evaluation (for profiling).
+//!
 //! `NOWCAST_BENCH_ONLY=i` keeps only aggregation `i` of the list in [`config`] (one feature
 //! per window, all on the amount): with `NOWCAST_BENCH_ENTITIES=20000` (state in cache) the
 //! difference between the rates with and without evaluation is that aggregation's evaluation
@@ -277,7 +279,7 @@ impl std::io::Write for Counter {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
@@ -325,14 +327,22 @@ fn main() {
         "warm-up: {warm} events (1 simulated day) without evaluation: {warm_rate:.0} events/s"
     );
     // Per round: batched with and without evaluation, then one event at a time likewise.
+    // `NOWCAST_BENCH_EVAL_ONLY=1` runs only the batched rounds with evaluation (to profile
+    // them alone); the other three rates then print as NaN.
+    let eval_only = std::env::var("NOWCAST_BENCH_EVAL_ONLY").is_ok_and(|v| v == "1");
     let mut rates = vec![Vec::new(); 4];
     for r in 0..ROUNDS {
-        let round = [
-            run_batched(&mut engine, &mut s, ROUND, true, &mut out, &mut batch),
-            run_batched(&mut engine, &mut s, ROUND, false, &mut out, &mut batch),
-            run(&mut engine, &mut s, ROUND, true, &mut out),
-            run(&mut engine, &mut s, ROUND, false, &mut out),
-        ];
+        let with = run_batched(&mut engine, &mut s, ROUND, true, &mut out, &mut batch);
+        let round = if eval_only {
+            [with, f64::NAN, f64::NAN, f64::NAN]
+        } else {
+            [
+                with,
+                run_batched(&mut engine, &mut s, ROUND, false, &mut out, &mut batch),
+                run(&mut engine, &mut s, ROUND, true, &mut out),
+                run(&mut engine, &mut s, ROUND, false, &mut out),
+            ]
+        };
         println!(
             "round {r}: apply_batch with evaluation {:.0} events/s, without {:.0}; \
              apply with evaluation {:.0}, without {:.0}",

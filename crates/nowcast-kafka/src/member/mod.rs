@@ -32,6 +32,7 @@ use nowcast_pipeline::stats::{reason_index, Latencies};
 use nowcast_spec::Delivery;
 use nowcast_window::{Engine, Late};
 use parking_lot::{Mutex, RwLock};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError as RdError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
@@ -83,7 +84,14 @@ impl Default for ProdCtx {
     }
 }
 
-impl ClientContext for ProdCtx {}
+impl ClientContext for ProdCtx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::forward_log("producer", level, fac, log_message);
+    }
+    fn error(&self, error: RdError, reason: &str) {
+        client::forward_error("producer", &error, reason);
+    }
+}
 
 impl ProducerContext for ProdCtx {
     type DeliveryOpaque = usize;
@@ -154,7 +162,14 @@ pub(crate) struct MemberCtx {
     commit_warned: Mutex<Option<Instant>>,
 }
 
-impl ClientContext for MemberCtx {}
+impl ClientContext for MemberCtx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        client::forward_log("consumer", level, fac, log_message);
+    }
+    fn error(&self, error: RdError, reason: &str) {
+        client::forward_error("consumer", &error, reason);
+    }
+}
 
 impl ConsumerContext for MemberCtx {
     /// Results of the client's periodic commits of stored offsets (at-least-once). A refused
