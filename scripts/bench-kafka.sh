@@ -8,8 +8,9 @@
 #   --events N          events produced per run (default 1000000)
 #   --users N           distinct users (= entities) in those events (default 100000)
 #   --repeat K          measure every mode K times (default 1)
-#   --modes "M ..."     delivery modes (default "at-least-once exactly-once"); exactly-once
-#                       uses commit_interval = 100ms, at-least-once keeps the example's 100ms
+#   --modes "M ..."     delivery modes (default "at-least-once exactly-once")
+#   --commit-interval D commit_interval of every mode (default 100ms, the example's); under
+#                       at-least-once it sets how often offsets and the changelog are written
 #   --recovery-users N  also run an exactly-once recovery measurement on a state of N users
 #                       (e.g. 1000000; produces max(--events, N) events for it first)
 #   --no-recovery       skip the recovery measurement
@@ -51,6 +52,7 @@ BUILD=1
 KEEP=0
 APPEND=""
 THREADS=1
+COMMIT_INTERVAL=100ms
 POLL_MS=500
 CAUGHT_UP_TIMEOUT=900
 
@@ -64,6 +66,7 @@ while [ $# -gt 0 ]; do
         --events) EVENTS="$2"; shift 2 ;;
         --users) USERS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
+        --commit-interval) COMMIT_INTERVAL="$2"; shift 2 ;;
         --append)
             [ -f "$2" ] || { echo "bench-kafka: --append $2: no such file" >&2; exit 2; }
             APPEND="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
@@ -250,7 +253,7 @@ make_spec() {
         -e "s#\\.\\./\\.\\./models#$ROOT/models#" \
         -e "s#^data_dir = .*#data_dir = \"$dir/data\"#" \
         -e "s#^delivery = .*#delivery = \"$delivery\"#" \
-        -e "s#^commit_interval = .*#commit_interval = \"100ms\"#" \
+        -e "s#^commit_interval = .*#commit_interval = \"$COMMIT_INTERVAL\"#" \
         -e "s#^threads = [0-9]*#threads = $THREADS#" \
         examples/kafka/pipeline.toml >"$dir/pipeline.toml"
     if [ -n "$APPEND" ]; then

@@ -124,6 +124,12 @@ impl MemberState {
                         .send_offsets_to_transaction(&tpl, &meta, CALL_TIMEOUT)
                         .map_err(|e| KafkaError::client("adding offsets to the transaction", e))?;
                 }
+                // `commit_transaction` first flushes through `Producer::flush`, which on a
+                // threaded producer polls the event queue in up-to-100 ms waits while the
+                // producer's own thread takes the delivery reports: each commit stalled the
+                // member for tens of ms. Waiting here (200 µs checks) leaves it nothing to
+                // flush.
+                self.wait_delivered()?;
                 self.producer
                     .commit_transaction(CALL_TIMEOUT)
                     .map_err(|e| KafkaError::client("committing the transaction", e))?;
