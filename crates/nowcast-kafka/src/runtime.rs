@@ -180,7 +180,12 @@ impl KafkaRuntime {
             )?),
             _ => None,
         };
+        let mut stages = vec![member::Stage::Process];
+        if spec.sources[0].repartition_topic.is_some() {
+            stages.push(member::Stage::Repartition);
+        }
         let shared = Arc::new(Shared {
+            start_gate: crate::shared::StartGate::new(stages.len() * threads),
             decoder: Decoder::new(&spec, 0, registry.clone())?,
             predictions_avro,
             plan: InputPlan::new(&spec),
@@ -209,10 +214,6 @@ impl KafkaRuntime {
         shared.model.spawn_watcher(Duration::from_millis(
             shared.spec.model.reload_interval as u64,
         ));
-        let mut stages = vec![member::Stage::Process];
-        if shared.spec.sources[0].repartition_topic.is_some() {
-            stages.push(member::Stage::Repartition);
-        }
         let threads = stages
             .into_iter()
             .flat_map(|stage| (0..threads).map(move |i| (stage, i)))

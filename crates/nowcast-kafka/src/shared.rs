@@ -2,8 +2,9 @@
 //! the engines of the partitions this instance owns (read by serving).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::decode::Decoder;
@@ -11,7 +12,7 @@ use nowcast_pipeline::plan::InputPlan;
 use nowcast_pipeline::stats::Stats;
 use nowcast_spec::{KafkaSpec, PipelineSpec};
 use nowcast_window::Engine;
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 
 /// Shared by the processing threads and serving.
 pub struct Shared {
@@ -53,4 +54,92 @@ pub struct Shared {
     pub restarts: AtomicU64,
     /// The local state store's directory (None: disabled).
     pub store_dir: Option<std::path::PathBuf>,
+    /// Holds the members' first subscription until all of them are ready to join.
+    pub start_gate: StartGate,
+}
+
+/// Makes the members (processing threads) of an instance subscribe together when it starts.
+///
+/// Each member first creates its producer (and, exactly-once, waits for
+/// `init_transactions`, a few broker round trips); a member that subscribed as soon as its own
+/// producer was ready joined the group alone, took every partition and handed half of them
+/// over, state and all, when the next member joined a moment later. Members pass the gate once
+/// every one of them has arrived (or after a time limit, so a member that cannot start does
+/// not hold the others); a member rebuilt after an error passes at once.
+pub struct StartGate {
+    arrived: Mutex<usize>,
+    all_in: Condvar,
+    members: usize,
+}
+
+impl StartGate {
+    /// A gate for `members` members.
+    pub fn new(members: usize) -> StartGate {
+        StartGate {
+            arrived: Mutex::new(0),
+            all_in: Condvar::new(),
+            members,
+        }
+    }
+
+    /// Counts the caller in and waits until every member has arrived, `limit` has passed or
+    /// `stop` is set. Returns whether every member had arrived.
+    pub fn arrive(&self, limit: Duration, stop: &AtomicBool) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut arrived = self.arrived.lock();
+        *arrived += 1;
+        if *arrived >= self.members {
+            self.all_in.notify_all();
+            return true;
+        }
+        while *arrived < self.members {
+            if Instant::now() >= deadline || stop.load(Ordering::Acquire) {
+                return false;
+            }
+            let step = Instant::now() + Duration::from_millis(50);
+            self.all_in.wait_until(&mut arrived, step.min(deadline));
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_pass_the_start_gate_together() {
+        let gate = Arc::new(StartGate::new(3));
+        let stop = Arc::new(AtomicBool::new(false));
+        let passed = Arc::new(AtomicU64::new(0));
+        let spawn = |delay_ms: u64| {
+            let (gate, stop, passed) = (gate.clone(), stop.clone(), passed.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                let all = gate.arrive(Duration::from_secs(30), &stop);
+                passed.fetch_add(1, Ordering::SeqCst);
+                all
+            })
+        };
+        let early = [spawn(0), spawn(0)];
+        std::thread::sleep(Duration::from_millis(100));
+        // Two members arrived; neither may pass before the third.
+        assert_eq!(passed.load(Ordering::SeqCst), 0);
+        let last = spawn(0);
+        for h in early.into_iter().chain([last]) {
+            assert!(h.join().unwrap());
+        }
+        // A member rebuilt later passes at once.
+        assert!(gate.arrive(Duration::from_secs(30), &stop));
+    }
+
+    #[test]
+    fn a_missing_member_holds_the_gate_only_until_the_limit_or_stop() {
+        let gate = StartGate::new(2);
+        let stop = AtomicBool::new(false);
+        assert!(!gate.arrive(Duration::from_millis(20), &stop));
+        let gate = StartGate::new(2);
+        stop.store(true, Ordering::Release);
+        assert!(!gate.arrive(Duration::from_secs(30), &stop));
+    }
 }

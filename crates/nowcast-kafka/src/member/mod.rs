@@ -329,6 +329,10 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
         error: Mutex::new(None),
         commit_warned: Mutex::new(None),
     };
+    // Join the group together with the instance's other members (see `StartGate`).
+    shared
+        .start_gate
+        .arrive(Duration::from_secs(10), &shared.stop);
     // Static membership: a restarted instance takes its partitions back at once instead of
     // waiting for the killed incarnation's session to time out.
     let consumer: BaseConsumer<MemberCtx> = client::consumer(k, &shared.bootstrap)
