@@ -32,6 +32,8 @@ pub struct KafkaOptions {
     pub instance: Option<String>,
     /// Abort the process after this many records (crash tests).
     pub fault_abort_after: Option<u64>,
+    /// Fail the first revocation's commit as a broker refusal would (rebalance tests).
+    pub fault_fail_revoke: bool,
 }
 
 /// A running instance.
@@ -197,6 +199,7 @@ impl KafkaRuntime {
             out_partitions,
             stop: AtomicBool::new(false),
             fault_abort_after: opts.fault_abort_after,
+            fault_fail_revoke: AtomicBool::new(opts.fault_fail_revoke),
             processed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),

@@ -46,6 +46,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Abort the process (no commit) after this many records: crash tests.
     pub fault_abort_after: Option<u64>,
+    /// Fail the commit of the next revocation once (`NOWCAST_FAULT_FAIL_REVOKE`): tests.
+    pub fault_fail_revoke: AtomicBool,
     /// Records processed by this instance.
     pub processed: AtomicU64,
     /// Transactions (or at-least-once commits) completed.

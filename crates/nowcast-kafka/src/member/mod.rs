@@ -196,6 +196,15 @@ impl ConsumerContext for MemberCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let mut st = self.state.lock();
+            if !st.failed && st.shared.fault_fail_revoke.swap(false, Ordering::AcqRel) {
+                eprintln!(
+                    "nowcast: fault injection: failing the commit of a revocation (NOWCAST_FAULT_FAIL_REVOKE)"
+                );
+                st.failed = true;
+                self.error.lock().get_or_insert(KafkaError::Unreachable(
+                    "injected: the revocation's commit failed".into(),
+                ));
+            }
             if !st.failed {
                 if let Err(e) = st.commit(consumer, true) {
                     st.failed = true;
@@ -346,6 +355,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
     let result = poll_loop(shared, &consumer);
     if result.is_err() {
         consumer.context().state.lock().failed = true;
+        leave_group(&consumer);
     }
     {
         let mut st = consumer.context().state.lock();
@@ -358,6 +368,29 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
     }
     drop(consumer);
     result
+}
+
+/// Leaves the group before a member is rebuilt after an error. The rebuilt member has the
+/// same `group.instance.id`, and a static member that just disappears keeps its place: its
+/// next incarnation gets the old assignment back without a rebalance. If it died in the middle
+/// of a cooperative rebalance, the partitions it was giving up were never handed to anyone
+/// (seen in the exactly-once benchmark: a member's transaction failed with ILLEGAL_GENERATION
+/// as the process's second member joined, and half the partitions had no owner until the next
+/// rebalance). Unsubscribing, unlike closing, makes librdkafka send LeaveGroup even for a
+/// static member, so the group rebalances in full. The revocation this causes commits nothing
+/// (the member has failed); a broker that cannot be reached only costs the wait below.
+fn leave_group(consumer: &BaseConsumer<MemberCtx>) {
+    consumer.unsubscribe();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        // Serves the revocation callback; records still arriving are dropped unprocessed.
+        let _ = consumer.poll(Duration::from_millis(50));
+        if consumer.assignment().map_or(true, |a| a.count() == 0) {
+            break;
+        }
+    }
+    // Gives the LeaveGroup request, sent once the assignment is gone, time to leave.
+    let _ = consumer.poll(Duration::from_millis(100));
 }
 
 fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
