@@ -175,13 +175,6 @@ pub(crate) fn forward_log(client: &str, level: RDKafkaLogLevel, facility: &str, 
     eprintln!("nowcast: librdkafka {client} {level} {facility}: {message}");
 }
 
-/// Writes a client-level error librdkafka reports outside any call (a broker unreachable, all
-/// brokers down, a fatal idempotence error) to standard error; librdkafka retries on its own
-/// and folds repeated identical errors into one line.
-pub(crate) fn forward_error(client: &str, error: &rdkafka::error::KafkaError, reason: &str) {
-    eprintln!("nowcast: librdkafka {client} error: {error}: {reason}");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -660,13 +660,25 @@ pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
 /// The end of a `nowcast run` log for a failure message: its last `events` lines other than
 /// the once-a-second status lines (which would hide everything else), then its last
 /// `status` status lines.
+/// librdkafka's own lines (connection failures while a broker restarts) are left out too; the
+/// whole log is copied to the temp dir as `nowcast-failed-<file name>` (the test's own dir is
+/// deleted when it fails).
 pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let (st, ev): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.contains(" ev/s | "));
+    let kept = std::env::temp_dir().join(format!(
+        "nowcast-failed-{}",
+        log.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::write(&kept, &text);
+    let (st, ev): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .filter(|l| !l.starts_with("nowcast: librdkafka "))
+        .partition(|l| l.contains(" ev/s | "));
     let tail = |v: &[&str], n: usize| v[v.len().saturating_sub(n)..].join("\n");
     format!(
-        "{}: without status lines it ends with:\n{}\nits last status lines:\n{}",
+        "{} (kept as {}): without status lines it ends with:\n{}\nits last status lines:\n{}",
         log.display(),
+        kept.display(),
         tail(&ev, events),
         tail(&st, status)
     )
