@@ -179,14 +179,10 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
     eprintln!("{killed_mid_run} of 3 kills landed before the input was fully committed");
     let (mut child, log) = p.spawn_logged("a", &[]);
     // The input may be all committed already: wait for the restore itself before stopping.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while harness::owned(&log) < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "partitions not restored"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        harness::wait_owned(&[(&log, 4)], Duration::from_secs(60)),
+        "partitions not restored"
+    );
     p.wait_caught_up(Duration::from_secs(180));
     terminate(&child);
     assert!(wait(&mut child, Duration::from_secs(60)).success());
@@ -206,14 +202,10 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
     let (mut a, log_a) = p.spawn_logged("a", &[]);
     let (mut c, log_b) = p.spawn_logged("b", &[]);
     // Input arrives once both members own partitions.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while harness::owned(&log_a) < 1 || harness::owned(&log_b) < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "both members should own partitions"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        harness::wait_owned(&[(&log_a, 1), (&log_b, 1)], Duration::from_secs(60)),
+        "both members should own partitions"
+    );
     p.generate(100_000, 10_000, 12);
     let expected_dead = produce_bad(&p);
     std::thread::sleep(Duration::from_millis(1_500));
@@ -273,33 +265,36 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
 #[test]
 fn member_failing_while_giving_up_partitions_leaves_none_unowned() {
     let Some(b) = broker() else { return };
-    let p = Pipeline::new(&b, 4, "exactly-once");
+    // librdkafka's consumer-group debug lines, which must reach the processor's stderr.
+    let p = Pipeline::with_edit(&b, 4, "exactly-once", None, |t| {
+        t.replace(
+            "\"session.timeout.ms\" = 6000",
+            "\"session.timeout.ms\" = 6000\n\"debug\" = \"cgrp\"",
+        )
+    });
     let fault = [("NOWCAST_FAULT_FAIL_REVOKE", "1".to_string())];
     let (mut a, log_a) = p.spawn_logged("a", &fault);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while harness::owned(&log_a) < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a should own 4 partitions"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        harness::wait_owned(&[(&log_a, 4)], Duration::from_secs(60)),
+        "a should own 4 partitions"
+    );
     p.generate(40_000, 5_000, 21);
     p.wait_committed(10_000, Duration::from_secs(120));
     let (mut c, log_b) = p.spawn_logged("b", &[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while harness::owned(&log_b) < 1 {
-        let text = std::fs::read_to_string(&log_a).unwrap_or_default();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b never got a partition; a's log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        harness::wait_owned(&[(&log_b, 1)], Duration::from_secs(90)),
+        "b never got a partition; {}",
+        harness::log_summary(&log_a, 80, 5)
+    );
     let text = std::fs::read_to_string(&log_a).unwrap_or_default();
     assert!(
         text.contains("fault injection: failing the commit of a revocation"),
         "{text}"
+    );
+    let text_b = std::fs::read_to_string(&log_b).unwrap_or_default();
+    assert!(
+        text_b.contains("nowcast: librdkafka consumer debug") && text_b.contains("JoinGroup"),
+        "the debug property's lines should reach stderr:\n{text_b}"
     );
     // Events after the rebalance, on every partition; they start after the first batch
     // ended (the generator ends its events at the current time, 2 s after their start).
@@ -365,16 +360,14 @@ fn at_least_once_offsets_reach_the_end_after_partitions_move() {
     p.generate(60_000, 20_000, 16);
     let (mut a, log_a) = p.spawn_logged("a", &[]);
     p.wait_committed(10_000, Duration::from_secs(60));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let started = std::time::Instant::now();
     let (mut c, log_b) = p.spawn_logged("b", &[]);
     p.generate(60_000, 20_000, 17);
-    while harness::owned(&log_b) < 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b should take partitions over"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+    assert!(
+        harness::wait_owned(&[(&log_b, 1)], left),
+        "b should take partitions over"
+    );
     let caught_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         p.wait_caught_up(Duration::from_secs(180))
     }));

@@ -656,7 +656,6 @@ pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     }
 }
 
-/// Partitions an instance owns according to its log (assigned minus revoked lines).
 /// The end of a `nowcast run` log for a failure message: its last `events` lines other than
 /// the once-a-second status lines (which would hide everything else), then its last
 /// `status` status lines.
@@ -684,9 +683,28 @@ pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
     )
 }
 
+/// Partitions an instance owns according to its log (assigned minus revoked lines of
+/// nowcast's own; librdkafka's debug lines speak of revoked partitions too).
 pub fn owned(log: &Path) -> i64 {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.matches(" assigned;").count() as i64 - text.matches(" revoked").count() as i64
+    let own = text
+        .lines()
+        .filter(|l| !l.starts_with("nowcast: librdkafka "));
+    own.map(|l| l.contains(" assigned;") as i64 - l.contains(" revoked") as i64)
+        .sum()
+}
+
+/// Waits until the instance of every `(log, n)` owns at least `n` partitions; false if
+/// `timeout` passes first.
+pub fn wait_owned(logs: &[(&Path, i64)], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while logs.iter().any(|(log, n)| owned(log) < *n) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// SIGTERM: a graceful stop.
