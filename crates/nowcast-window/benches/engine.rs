@@ -18,7 +18,9 @@
 //!
 //! Run: `RUST_BACKTRACE=0 cargo bench -p nowcast-window --bench engine`
 //!
-//! `NOWCAST_BENCH_EVAL_ONLY=1` runs only the batched rounds with evaluation (for profiling).
+//! `NOWCAST_BENCH_EVAL_ONLY=1` runs only the batched rounds with evaluation (for profiling);
+//! `NOWCAST_BENCH_ROUNDS=N` runs N rounds instead of 5. At the end the state is encoded as a
+//! snapshot and decoded again (restore speed).
 //!
 //! `NOWCAST_BENCH_ONLY=i` keeps only aggregation `i` of the list in [`config`] (one feature
 //! per window, all on the amount): with `NOWCAST_BENCH_ENTITIES=20000` (state in cache) the
@@ -331,7 +333,12 @@ fn main() {
     // them alone); the other three rates then print as NaN.
     let eval_only = std::env::var("NOWCAST_BENCH_EVAL_ONLY").is_ok_and(|v| v == "1");
     let mut rates = vec![Vec::new(); 4];
-    for r in 0..ROUNDS {
+    // `NOWCAST_BENCH_ROUNDS=1` for a quick look (at the snapshot figures, say).
+    let rounds = std::env::var("NOWCAST_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ROUNDS);
+    for r in 0..rounds {
         let with = run_batched(&mut engine, &mut s, ROUND, true, &mut out, &mut batch);
         let round = if eval_only {
             [with, f64::NAN, f64::NAN, f64::NAN]
@@ -369,6 +376,19 @@ fn main() {
         c.0 as f64 / n as f64,
         took * 1e3,
         c.0 as f64 / took / 1e6
+    );
+    // Restore speed: decoding the snapshot from memory (what a restart reads from disk).
+    let mut bytes = Vec::with_capacity(c.0);
+    engine.write_snapshot(&mut bytes).unwrap();
+    drop(engine);
+    let start = Instant::now();
+    let restored = Engine::read_snapshot(config(), &bytes[..]).unwrap();
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "snapshot decoded in {:.0} ms ({:.0} MB/s, {:.0} k entities/s)",
+        took * 1e3,
+        bytes.len() as f64 / took / 1e6,
+        restored.entities() as f64 / took / 1e3
     );
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for line in status

@@ -1,7 +1,8 @@
 //! Per-entity state records for a changelog (the Kafka feature-store topic): change tracking,
 //! encoding one entity's state, and restoring entities one record at a time.
 //!
-//! Record layout (little-endian): magic `NCWE`, format version `u32` (the snapshot version),
+//! Record layout (little-endian): magic `NCWE`, format version `u32` (the snapshot version:
+//! 3 is written, 2 and 3 are read),
 //! configuration fingerprint `u64`, the engine's arrival seq `u64` when written, then the
 //! entity exactly as in a snapshot body (per source its newest time, raw rows and tile arenas),
 //! then a CRC-32 of everything before it. A removed (evicted) entity is a record without a
@@ -9,9 +10,17 @@
 
 use std::collections::HashSet;
 
-use crate::snapshot::{read_entity, write_entity, Dec, Enc, VERSION};
-use crate::state::Key;
-use crate::{Engine, WindowError};
+use crate::map::hash_key;
+use crate::snapshot::{check_version, read_entity, write_entity, Dec, Enc, VERSION};
+use crate::state::{Entity, Key};
+use crate::{prefetch, Engine, WindowError};
+
+/// Prefetch distances of [`Engine::drain_changes`], in changed entities.
+const SLOT_AHEAD: usize = 6;
+const ENTRY_AHEAD: usize = 4;
+const ROWS_AHEAD: usize = 2;
+/// Most cache lines of one source's rows prefetched (encoding reads them all).
+const ROW_LINES: usize = 32;
 
 const MAGIC: &[u8; 4] = b"NCWE";
 
@@ -35,27 +44,56 @@ impl Engine {
     /// Hands every entity changed since the last call to `f`, with its encoded state (see the
     /// module docs), or `None` if it was evicted; then forgets them. Keys come in no
     /// particular order; each at most once.
+    ///
+    /// Changed entities are scattered over the state, so each lookup misses the caches:
+    /// entities are looked up by hashes computed first, with the index slot, the entry and
+    /// the rows of the ones a few places ahead prefetched (as [`Engine::apply_batch`] does).
     pub fn drain_changes(
         &mut self,
         mut f: impl FnMut(&str, Option<&[u8]>),
     ) -> Result<usize, WindowError> {
-        let Some(changed) = self.changed.take() else {
+        let Some(mut changed) = self.changed.take() else {
             return Ok(0);
         };
+        let keys: Vec<&Key> = changed.iter().collect();
+        let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k.as_bytes())).collect();
         let mut buf = Vec::with_capacity(1024);
-        let n = changed.len();
-        for key in &changed {
+        let mut result = Ok(());
+        for (i, (key, &h)) in keys.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + SLOT_AHEAD) {
+                self.entities.prefetch_slot(ahead);
+            }
+            if let Some(entry) = hashes
+                .get(i + ENTRY_AHEAD)
+                .and_then(|&a| self.entities.peek(a))
+            {
+                prefetch::whole(entry);
+            }
+            if let Some((_, ent)) = hashes
+                .get(i + ROWS_AHEAD)
+                .and_then(|&a| self.entities.peek(a))
+            {
+                for s in 0..self.plan.sources.len() {
+                    prefetch::slice(&ent.source(s).raw, ROW_LINES);
+                }
+            }
             let text = std::str::from_utf8(key.as_bytes()).expect("keys are built from &str");
-            if self.encode_entity(text, &mut buf)? {
-                f(text, Some(&buf));
-            } else {
-                f(text, None);
+            match self.entities.find(h, key.as_bytes()) {
+                Some(at) => {
+                    if let Err(e) = self.encode(self.entities.entry(at).1, &mut buf) {
+                        result = Err(e);
+                        break;
+                    }
+                    f(text, Some(&buf));
+                }
+                None => f(text, None),
             }
         }
-        let mut changed = changed;
+        let n = keys.len();
+        drop(keys);
         changed.clear();
         self.changed = Some(changed);
-        Ok(n)
+        result.map(|()| n)
     }
 
     /// Encodes `key`'s state into `out` (cleared first). Returns `false` if the entity is
@@ -65,16 +103,23 @@ impl Engine {
         let Some(ent) = self.entities.get(key.as_bytes()) else {
             return Ok(false);
         };
+        self.encode(ent, out)?;
+        Ok(true)
+    }
+
+    /// Encodes `ent` as a record into `out` (cleared first).
+    fn encode(&self, ent: &Entity, out: &mut Vec<u8>) -> Result<(), WindowError> {
+        out.clear();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&self.fingerprint.to_le_bytes());
         out.extend_from_slice(&self.seq.to_le_bytes());
-        let mut e = Enc::new(&mut *out);
-        write_entity(&mut e, ent, self.plan.sources.len())?;
-        e.finish()?;
+        let mut e = Enc::memory(std::mem::take(out));
+        write_entity(&mut e, ent, &self.plan)?;
+        *out = e.into_vec();
         let crc = crc32fast::hash(out);
         out.extend_from_slice(&crc.to_le_bytes());
-        Ok(true)
+        Ok(())
     }
 
     /// Replaces `key`'s state with an encoded record, or removes the entity for `None` (a
@@ -98,12 +143,7 @@ impl Engine {
             return Err(WindowError::corrupt("entity record checksum mismatch"));
         }
         let version = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(WindowError::UnsupportedVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
+        check_version(version)?;
         let found = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
         let expected = self.fingerprint;
         if found != expected {
@@ -111,7 +151,7 @@ impl Engine {
         }
         let seq = u64::from_le_bytes(b[16..24].try_into().expect("8 bytes"));
         let mut d = Dec::new(&body[24..]);
-        let ent = read_entity(&mut d, self)?;
+        let ent = read_entity(&mut d, self, version)?;
         if !d.at_end()? {
             return Err(WindowError::corrupt("trailing bytes in entity record"));
         }

@@ -31,13 +31,16 @@ pub enum WindowError {
     BadMagic,
     /// The snapshot was written by a format version this build cannot read.
     #[error(
-        "snapshot format version {found} is not supported (this build reads version {supported})"
+        "snapshot format version {found} is not supported (this build reads versions {oldest} \
+         to {newest})"
     )]
     UnsupportedVersion {
         /// The version found in the snapshot.
         found: u32,
-        /// The version this build reads and writes.
-        supported: u32,
+        /// The oldest version this build reads.
+        oldest: u32,
+        /// The version this build writes (and the newest it reads).
+        newest: u32,
     },
     /// The snapshot was written for a different configuration (sources, features or windows).
     #[error(

@@ -119,6 +119,7 @@ mod input;
 mod map;
 mod pending;
 mod prefetch;
+mod rowcodec;
 mod snapshot;
 mod state;
 mod tile;

@@ -15,7 +15,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use crate::snapshot::{end, start, write_keyed_entity, Enc};
-use crate::state::{Entity, Key};
+use crate::state::{Entity, Key, Plan};
 use crate::{Engine, WindowError};
 
 /// Entities per [`Engine::snapshot_step`] that keeps a step short (~0.25 ms at ~1.9 KB per
@@ -43,13 +43,13 @@ impl Pending {
         !self.complete && i < self.end && self.written[i / 64] & (1 << (i % 64)) == 0
     }
 
-    fn write(&mut self, i: usize, key: &Key, ent: &Entity, sources: usize) {
+    fn write(&mut self, i: usize, key: &Key, ent: &Entity, plan: &Plan) {
         self.written[i / 64] |= 1 << (i % 64);
         if self.error.is_some() {
             return;
         }
         let enc = self.enc.as_mut().expect("encoder present until finish");
-        if let Err(e) = write_keyed_entity(enc, key, ent, sources) {
+        if let Err(e) = write_keyed_entity(enc, key, ent, plan) {
             self.error = Some(e);
         }
     }
@@ -57,13 +57,12 @@ impl Pending {
     /// Writes up to `budget` entities not written yet (all with `usize::MAX`); true when
     /// every entity is.
     fn step(&mut self, engine: &Engine, budget: usize) -> bool {
-        let sources = engine.plan.sources.len();
         let mut left = budget;
         while self.next < self.end && left > 0 {
             let i = self.next;
             if self.needs(i) {
                 let (key, ent) = engine.entities.entry(i);
-                self.write(i, key, ent, sources);
+                self.write(i, key, ent, &engine.plan);
                 left -= 1;
             }
             self.next += 1;
@@ -151,7 +150,7 @@ impl Engine {
             let p = m.get_mut().unwrap_or_else(PoisonError::into_inner);
             if p.needs(i) {
                 let (key, ent) = self.entities.entry(i);
-                p.write(i, key, ent, self.plan.sources.len());
+                p.write(i, key, ent, &self.plan);
             }
         }
     }

@@ -4,8 +4,9 @@
 //! - header: magic `NCWS`, format version `u32`, configuration fingerprint `u64`, CRC-32 of
 //!   those 16 bytes;
 //! - body: arrival seq, entity count, then per entity its key and per source its newest
-//!   time, its raw rows as words (see [`crate::state::RowLayout`]), and its tile arenas (none,
-//!   or one per window group of the source, see [`crate::tile`]) as words;
+//!   time, its raw rows (version 3: a byte length, then the compact encoding of
+//!   [`crate::rowcodec`]; version 2: the row words of [`crate::state::RowLayout`]), and its
+//!   tile arenas (none, or one per window group of the source, see [`crate::tile`]) as words;
 //! - trailer: CRC-32 of the body.
 //!
 //! Reading checks magic, version, header CRC, fingerprint (in that order), then decodes the
@@ -16,67 +17,90 @@ use std::io::{BufReader, Read, Write};
 
 use nowcast_core::Millis;
 
-use crate::state::{Entity, Key};
+use crate::rowcodec;
+use crate::state::{Entity, Key, Plan};
 use crate::{Engine, EngineConfig, WindowError};
 
 const MAGIC: &[u8; 4] = b"NCWS";
-/// The snapshot format version this build reads and writes.
-pub(crate) const VERSION: u32 = 2;
+/// The snapshot format version this build writes.
+pub(crate) const VERSION: u32 = 3;
+/// The oldest version this build reads (2: raw rows as plain words).
+pub(crate) const OLDEST: u32 = 2;
+
+/// Whether this build reads format `version`, as an error naming the versions it reads.
+pub(crate) fn check_version(version: u32) -> Result<(), WindowError> {
+    if (OLDEST..=VERSION).contains(&version) {
+        return Ok(());
+    }
+    Err(WindowError::UnsupportedVersion {
+        found: version,
+        oldest: OLDEST,
+        newest: VERSION,
+    })
+}
 
 /// Bytes of a snapshot body buffered before they are checksummed and written.
 const BLOCK: usize = 1 << 16;
 
-/// Writes the snapshot encoding. A snapshot body ([`Enc::checked`]) is buffered and
-/// checksummed in 64 KiB blocks; a changelog record ([`Enc::new`], into memory) is written
-/// straight through and checksummed whole by its caller. Checksumming and writing each field
-/// on its own (8 bytes at a time) made snapshot encoding ~335 MB/s.
+/// Writes the snapshot encoding into a buffer. A snapshot body ([`Enc::checked`]) is
+/// checksummed and written in 64 KiB blocks; a changelog record ([`Enc::memory`]) stays in
+/// the buffer, which its caller takes back and checksums whole. Checksumming and writing each
+/// field on its own (8 bytes at a time) made snapshot encoding ~335 MB/s.
 pub(crate) struct Enc<W: Write> {
     w: W,
-    block: Option<(Vec<u8>, crc32fast::Hasher)>,
+    buf: Vec<u8>,
+    /// The checksum of the blocks written, for a snapshot body; `None`: never written.
+    crc: Option<crc32fast::Hasher>,
+}
+
+impl Enc<std::io::Sink> {
+    /// An encoder appending to `buf` (for a record in memory; see [`Enc::into_vec`]).
+    pub(crate) fn memory(buf: Vec<u8>) -> Self {
+        Enc {
+            w: std::io::sink(),
+            buf,
+            crc: None,
+        }
+    }
+    /// The buffer with everything encoded.
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        self.buf
+    }
 }
 
 impl<W: Write> Enc<W> {
-    /// A pass-through encoder without a checksum (for writing into memory).
-    pub(crate) fn new(w: W) -> Enc<W> {
-        Enc { w, block: None }
-    }
     /// A buffered encoder that checksums everything it writes.
     fn checked(w: W) -> Enc<W> {
         Enc {
             w,
-            block: Some((Vec::with_capacity(BLOCK + 1024), crc32fast::Hasher::new())),
+            buf: Vec::with_capacity(BLOCK + 1024),
+            crc: Some(crc32fast::Hasher::new()),
         }
     }
-    fn flush_block(&mut self) -> Result<(), WindowError> {
-        if let Some((buf, crc)) = &mut self.block {
-            crc.update(buf);
-            self.w.write_all(buf)?;
-            buf.clear();
+    /// Writes a full block (a snapshot body only).
+    fn maybe_flush(&mut self) -> Result<(), WindowError> {
+        if self.buf.len() >= BLOCK {
+            self.flush_block()?;
         }
         Ok(())
     }
-    pub(crate) fn finish(mut self) -> Result<(), WindowError> {
-        self.flush_block()?;
-        self.w.flush()?;
+    fn flush_block(&mut self) -> Result<(), WindowError> {
+        if let Some(crc) = &mut self.crc {
+            crc.update(&self.buf);
+            self.w.write_all(&self.buf)?;
+            self.buf.clear();
+        }
         Ok(())
     }
     /// Writes what is buffered and returns the writer with the checksum of everything.
     fn finish_checked(mut self) -> Result<(W, u32), WindowError> {
         self.flush_block()?;
-        let crc = self.block.take().map_or(0, |(_, crc)| crc.finalize());
+        let crc = self.crc.take().map_or(0, |crc| crc.finalize());
         Ok((self.w, crc))
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), WindowError> {
-        match &mut self.block {
-            Some((buf, _)) => {
-                buf.extend_from_slice(b);
-                if buf.len() >= BLOCK {
-                    self.flush_block()?;
-                }
-            }
-            None => self.w.write_all(b)?,
-        }
-        Ok(())
+        self.buf.extend_from_slice(b);
+        self.maybe_flush()
     }
     fn u8(&mut self, v: u8) -> Result<(), WindowError> {
         self.bytes(&[v])
@@ -97,28 +121,27 @@ impl<W: Write> Enc<W> {
     /// A length, then the words little-endian.
     fn words(&mut self, v: &[u64]) -> Result<(), WindowError> {
         self.len(v.len())?;
-        match &mut self.block {
-            Some((buf, _)) => {
-                buf.reserve(8 * v.len());
-                for w in v {
-                    buf.extend_from_slice(&w.to_le_bytes());
-                }
-                if buf.len() >= BLOCK {
-                    self.flush_block()?;
-                }
-            }
-            None => {
-                let mut block = [0u8; 8 * 64];
-                for chunk in v.chunks(64) {
-                    let bytes = &mut block[..8 * chunk.len()];
-                    for (b, w) in bytes.chunks_exact_mut(8).zip(chunk) {
-                        b.copy_from_slice(&w.to_le_bytes());
-                    }
-                    self.w.write_all(bytes)?;
-                }
-            }
+        self.buf.reserve(8 * v.len());
+        for w in v {
+            self.buf.extend_from_slice(&w.to_le_bytes());
         }
-        Ok(())
+        self.maybe_flush()
+    }
+    /// A byte length, then the compact encoding of raw rows (see [`rowcodec`]).
+    fn rows(
+        &mut self,
+        layout: &crate::state::RowLayout,
+        raw: &[u64],
+        base: Millis,
+    ) -> Result<(), WindowError> {
+        // The length goes in front once the rows are encoded behind it.
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        rowcodec::encode(layout, raw, base, &mut self.buf);
+        let n = u32::try_from(self.buf.len() - at - 4)
+            .map_err(|_| WindowError::corrupt("length exceeds u32"))?;
+        self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        self.maybe_flush()
     }
 }
 
@@ -152,11 +175,11 @@ pub(crate) fn write_keyed_entity<W: Write>(
     e: &mut Enc<W>,
     key: &Key,
     ent: &Entity,
-    sources: usize,
+    plan: &Plan,
 ) -> Result<(), WindowError> {
     e.len(key.as_bytes().len())?;
     e.bytes(key.as_bytes())?;
-    write_entity(e, ent, sources)
+    write_entity(e, ent, plan)
 }
 
 /// Ends a snapshot body with its checksum; returns the writer.
@@ -171,7 +194,7 @@ impl Engine {
     pub fn write_snapshot<W: Write>(&self, w: W) -> Result<(), WindowError> {
         let mut e = start(w, self, self.entities.len())?;
         for (key, ent) in self.entities.iter() {
-            write_keyed_entity(&mut e, key, ent, self.plan.sources.len())?;
+            write_keyed_entity(&mut e, key, ent, &self.plan)?;
         }
         end(e)?.flush()?;
         Ok(())
@@ -187,12 +210,7 @@ impl Engine {
             return Err(WindowError::BadMagic);
         }
         let version = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(WindowError::UnsupportedVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
+        check_version(version)?;
         let hcrc = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
         if crc32fast::hash(&header[..16]) != hcrc {
             return Err(WindowError::corrupt("header checksum mismatch"));
@@ -206,6 +224,7 @@ impl Engine {
         let mut d = Dec {
             r,
             crc: crc32fast::Hasher::new(),
+            scratch: Vec::new(),
         };
         engine.seq = d.u64()?;
         let n = d.u64()?;
@@ -217,7 +236,7 @@ impl Engine {
             }
             let key =
                 String::from_utf8(key).map_err(|_| WindowError::corrupt("key is not UTF-8"))?;
-            let ent = read_entity(&mut d, &engine)?;
+            let ent = read_entity(&mut d, &engine, version)?;
             if engine.entities.insert(Key::new(&key), ent).is_some() {
                 return Err(WindowError::corrupt("duplicate entity key"));
             }
@@ -238,12 +257,14 @@ impl Engine {
 pub(crate) fn write_entity<W: Write>(
     e: &mut Enc<W>,
     ent: &Entity,
-    sources: usize,
+    plan: &Plan,
 ) -> Result<(), WindowError> {
-    for s in (0..sources).map(|s| ent.source(s)) {
+    for (i, sp) in plan.sources.iter().enumerate() {
+        let s = ent.source(i);
+        let newest = s.newest.unwrap_or(0);
         e.u8(s.newest.is_some() as u8)?;
-        e.i64(s.newest.unwrap_or(0))?;
-        e.words(&s.raw)?;
+        e.i64(newest)?;
+        e.rows(&sp.row, &s.raw, newest)?;
         let tiles = s.tiles.as_deref().unwrap_or(&[]);
         e.len(tiles.len())?;
         for arena in tiles {
@@ -256,6 +277,8 @@ pub(crate) fn write_entity<W: Write>(
 pub(crate) struct Dec<R: Read> {
     r: BufReader<R>,
     crc: crc32fast::Hasher,
+    /// The encoded raw rows of one source.
+    scratch: Vec<u8>,
 }
 
 fn read_exact<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), WindowError> {
@@ -271,6 +294,7 @@ impl<R: Read> Dec<R> {
         Dec {
             r: BufReader::with_capacity(0, r),
             crc: crc32fast::Hasher::new(),
+            scratch: Vec::new(),
         }
     }
     /// Whether every byte was consumed.
@@ -314,9 +338,29 @@ impl<R: Read> Dec<R> {
         }
         Ok(v)
     }
+    /// `n` bytes into the scratch buffer, read in blocks (the length is not trusted for
+    /// allocation) and checksummed.
+    fn bytes(&mut self, n: usize) -> Result<&[u8], WindowError> {
+        self.scratch.clear();
+        let mut block = [0u8; 1 << 12];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(block.len());
+            read_exact(&mut self.r, &mut block[..k])?;
+            self.crc.update(&block[..k]);
+            self.scratch.extend_from_slice(&block[..k]);
+            left -= k;
+        }
+        Ok(&self.scratch)
+    }
 }
 
-pub(crate) fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<Entity, WindowError> {
+/// Reads one entity's state written in format `version` (checked by the caller).
+pub(crate) fn read_entity<R: Read>(
+    d: &mut Dec<R>,
+    engine: &Engine,
+    version: u32,
+) -> Result<Entity, WindowError> {
     let plan = &engine.plan;
     let mut ent = Entity::new(plan);
     for (s, sp) in plan.sources.iter().enumerate() {
@@ -329,7 +373,10 @@ pub(crate) fn read_entity<R: Read>(d: &mut Dec<R>, engine: &Engine) -> Result<En
             _ => return Err(WindowError::corrupt("bad newest-time flag")),
         };
         let n = d.u32()? as usize;
-        st.raw = d.words(n)?;
+        st.raw = match version {
+            2 => d.words(n)?,
+            _ => rowcodec::decode(&sp.row, d.bytes(n)?, newest)?,
+        };
         if !sp.row.is_valid(&st.raw) {
             return Err(WindowError::corrupt("raw rows are invalid"));
         }

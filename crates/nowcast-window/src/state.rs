@@ -47,7 +47,7 @@ pub(crate) struct RowLayout {
 }
 
 impl RowLayout {
-    fn new(columns: usize, aggs: &[(usize, Aggregation)]) -> RowLayout {
+    pub(crate) fn new(columns: usize, aggs: &[(usize, Aggregation)]) -> RowLayout {
         let tag_words = columns.div_ceil(32);
         let mut value_at = vec![None; columns];
         let mut numeric = vec![false; columns];

@@ -108,7 +108,8 @@ fn snapshot_errors_are_specific() {
         read(&bad),
         WindowError::UnsupportedVersion {
             found: 9,
-            supported: 2
+            oldest: 2,
+            newest: 3
         }
     ));
 
@@ -376,4 +377,54 @@ fn distinct_count_dense_regime_is_within_five_sigma() {
     }
     e2.evaluate("k", 5, &mut out);
     assert_eq!(out, vec![FeatureValue::Num(256.0); 2]);
+}
+
+/// State written by the previous format (version 2: raw rows as plain words), by the build
+/// before version 3, for [`fed_engine`]'s events: still readable, evaluating exactly as the
+/// engine that is fed the same events now.
+#[test]
+fn version_2_snapshots_and_entity_records_are_still_read() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let v2 = std::fs::read(fixtures.join("snapshot-v2.bin")).unwrap();
+    assert_eq!(&v2[4..8], &2u32.to_le_bytes());
+    let mut old = Engine::read_snapshot(config(), &v2[..]).unwrap();
+    let mut now = fed_engine();
+    assert_eq!(old.entities(), now.entities());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for k in 0..7 {
+        let key = format!("k{k}");
+        for t in [9_500, 10_400, 13_000, 20_000] {
+            assert_eq!(old.evaluate(&key, t, &mut a), now.evaluate(&key, t, &mut b));
+            assert_eq!(a, b, "{key} at {t}");
+        }
+    }
+    // Events applied after the restore order after the restored ones in both.
+    for i in 500..600u64 {
+        let t = (i * 37 % 1000 + i * 20) as i64;
+        let key = format!("k{}", i % 7);
+        assert_eq!(
+            old.apply(&key, 0, t, &inputs(i), Some(&mut a)),
+            now.apply(&key, 0, t, &inputs(i), Some(&mut b))
+        );
+        assert_eq!(a, b);
+    }
+    // Written again, it is version 3 and smaller.
+    let v3 = snapshot(&Engine::read_snapshot(config(), &v2[..]).unwrap());
+    assert_eq!(&v3[4..8], &3u32.to_le_bytes());
+    assert!(v3.len() < v2.len(), "{} >= {}", v3.len(), v2.len());
+
+    let record = std::fs::read(fixtures.join("entity-v2.bin")).unwrap();
+    let mut replica = Engine::new(config()).unwrap();
+    replica.restore_entity("k3", Some(&record)).unwrap();
+    let now = fed_engine();
+    for t in [9_500, 10_400, 13_000] {
+        assert_eq!(
+            replica.evaluate("k3", t, &mut a),
+            now.evaluate("k3", t, &mut b)
+        );
+        assert_eq!(a, b, "k3 at {t}");
+    }
+    let mut v3 = Vec::new();
+    assert!(now.encode_entity("k3", &mut v3).unwrap());
+    assert!(v3.len() < record.len(), "{} >= {}", v3.len(), record.len());
 }
