@@ -327,12 +327,18 @@ bench_mode() {
     t1="$CAUGHT_UP"
     kill -TERM "$pid"
     wait "$pid" || die "nowcast run exited with an error: $(tail -5 "$dir/run.err")"
-    local secs eps
+    local secs eps first steady
     secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')"
     eps="$(awk -v n="$EVENTS" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')"
+    # Start-up (process start, group formation, first commit) apart from processing: the
+    # first poll that saw committed offsets, and the rate from there to caught up.
+    read -r first steady < <(awk -v t0="$t0" -v t1="$t1" -v n="$EVENTS" '
+        $1 == "poll" && $3 == "committed" && $4 > 0 && !seen {
+            seen = 1; printf "%.2f %.0f\n", ($2 - t0) / 1000, (n - $4) / ((t1 - $2) / 1000 + 1e-9) }
+        END { if (!seen) print "n/a n/a" }' "$dir/watch.log")
     local f="$dir/run.out"
-    say "$delivery #$rep: caught up in $secs s = $eps events/s; report $(cat "$f")"
-    ROWS+=("| $delivery | $rep | $EVENTS | $USERS | $load_run | $(awk -v n="$EVENTS" -v s="$gen_s" 'BEGIN { printf "%.0f", n / s }') | $secs | **$eps** | $(printf '%.0f' "$(json_field "$f" throughput_eps)") | $(json_field "$f" elapsed_s) | $(json_field "$f" p50_ms) | $(json_field "$f" p99_ms) | $(json_field "$f" commits) | $(sed -n 's/.*| entities \([0-9]*\) |.*/\1/p' "$dir/run.err" | tail -1) |")
+    say "$delivery #$rep: caught up in $secs s = $eps events/s (first commit seen at $first s, then $steady events/s); report $(cat "$f")"
+    ROWS+=("| $delivery | $rep | $EVENTS | $USERS | $load_run | $(awk -v n="$EVENTS" -v s="$gen_s" 'BEGIN { printf "%.0f", n / s }') | $secs | **$eps** | $first | $steady | $(printf '%.0f' "$(json_field "$f" throughput_eps)") | $(json_field "$f" elapsed_s) | $(json_field "$f" p50_ms) | $(json_field "$f" p99_ms) | $(json_field "$f" commits) | $(sed -n 's/.*| entities \([0-9]*\) |.*/\1/p' "$dir/run.err" | tail -1) |")
     LAST_DIR="$dir"
     LAST_GROUP="$group"
     LAST_PREFIX="$prefix"
@@ -402,8 +408,8 @@ if [ "$RECOVERY" = 1 ]; then
     fi
 fi
 
-echo "| delivery | run | events | users | load avg before run | producer events/s | processor start -> caught up, s | end-to-end events/s | process throughput_eps | process elapsed_s | p50 ms | p99 ms | commits | entities (last progress line) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| delivery | run | events | users | load avg before run | producer events/s | processor start -> caught up, s | end-to-end events/s | start -> first commit seen, s | first commit -> caught up, events/s | process throughput_eps | process elapsed_s | p50 ms | p99 ms | commits | entities (last progress line) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 if [ "${#RECOVERY_ROWS[@]}" -gt 0 ]; then
     echo
