@@ -43,7 +43,8 @@ impl Engine {
 
     /// Hands every entity changed since the last call to `f`, with its encoded state (see the
     /// module docs), or `None` if it was evicted; then forgets them. Keys come in no
-    /// particular order; each at most once.
+    /// particular order; each at most once. On an encoding error the entities not handed
+    /// over yet stay changed.
     ///
     /// Changed entities are scattered over the state, so each lookup misses the caches:
     /// entities are looked up by hashes computed first, with the index slot, the entry and
@@ -59,6 +60,7 @@ impl Engine {
         let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k.as_bytes())).collect();
         let mut buf = Vec::with_capacity(1024);
         let mut result = Ok(());
+        let mut handed = keys.len();
         for (i, (key, &h)) in keys.iter().zip(&hashes).enumerate() {
             if let Some(&ahead) = hashes.get(i + SLOT_AHEAD) {
                 self.entities.prefetch_slot(ahead);
@@ -82,6 +84,7 @@ impl Engine {
                 Some(at) => {
                     if let Err(e) = self.encode(self.entities.entry(at).1, &mut buf) {
                         result = Err(e);
+                        handed = i;
                         break;
                     }
                     f(text, Some(&buf));
@@ -89,11 +92,13 @@ impl Engine {
                 None => f(text, None),
             }
         }
-        let n = keys.len();
+        // Entities not handed over (after an error) stay changed for the next drain.
+        let left: Vec<Key> = keys[handed..].iter().map(|k| (*k).clone()).collect();
         drop(keys);
         changed.clear();
+        changed.extend(left);
         self.changed = Some(changed);
-        result.map(|()| n)
+        result.map(|()| handed)
     }
 
     /// Encodes `key`'s state into `out` (cleared first). Returns `false` if the entity is

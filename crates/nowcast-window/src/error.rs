@@ -29,7 +29,7 @@ pub enum WindowError {
         "not a window snapshot (bad magic bytes); pass a file written by Engine::write_snapshot"
     )]
     BadMagic,
-    /// The snapshot was written by a format version this build cannot read.
+    /// The snapshot or entity record was written by a format version this build cannot read.
     #[error(
         "snapshot format version {found} is not supported (this build reads versions {oldest} \
          to {newest})"

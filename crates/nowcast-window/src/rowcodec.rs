@@ -18,8 +18,9 @@
 //! (3-byte time deltas), a few thousand arrivals apart (2–3-byte seq deltas), 1-byte tags.
 //! Changelog records carry one entity's rows each, so this is most of their size.
 //!
-//! Decoding checks every length against the bytes present and rebuilds rows the caller then
-//! validates with [`RowLayout::is_valid`]; bad bytes give an error, never a panic.
+//! Decoding checks the row count against the bytes present and rebuilds rows the caller then
+//! validates with [`RowLayout::is_valid`]; bad bytes give an error, never a panic. A value
+//! word under a "skip" tag (possible in a version 2 record, never read) is re-encoded as 0.
 
 use crate::state::{RowLayout, TAG_SKIP};
 use crate::WindowError;
@@ -200,15 +201,17 @@ pub(crate) fn decode(layout: &RowLayout, bytes: &[u8], base: i64) -> Result<Vec<
     let mut seq = r.var()?;
     let (wt, ws, wg) = (r.width()?, r.width()?, r.width()?);
     let tag_words = layout.columns.div_ceil(32);
-    // Never allocate for more rows than the bytes could hold (a row takes at least one byte
-    // unless every field is empty, and then at most 64 rows are believed).
-    let min_row = (wt + ws + wg * tag_words).max(1) as u64;
-    if n > (bytes.len() - r.at) as u64 / min_row + 64 {
+    // Never believe more rows than the bytes hold: every row but the first has a non-zero
+    // time or seq delta, so with no byte per row (all widths 0) there is exactly one row.
+    let fixed = wt + ws + wg * tag_words;
+    let rest = (bytes.len() - r.at) as u64;
+    if (fixed == 0 && n != 1) || (fixed > 0 && n > rest / fixed as u64) {
         return Err(WindowError::corrupt(
             "raw row count exceeds the bytes present",
         ));
     }
-    let mut raw = Vec::with_capacity(n as usize * layout.stride);
+    // The capacity grows with the rows actually decoded past the first 4096.
+    let mut raw = Vec::with_capacity(n.min(4096) as usize * layout.stride);
     let (mt, ms, mg) = (mask(wt), mask(ws), mask(wg));
     let values = layout.value_at.iter().flatten().count();
     // A row fits in `longest` bytes; with 8 more present, every field is read as one 8-byte
@@ -335,6 +338,31 @@ mod tests {
         }
     }
 
+    /// With all widths 0 a row takes no bytes: a count above 1 would make decoding allocate
+    /// and loop for rows that are not there (they could only repeat the first (time, seq)).
+    #[test]
+    fn a_row_count_the_bytes_cannot_hold_is_refused_before_allocating() {
+        let l = layout();
+        // n, first time (zigzag 0), first seq 5, widths 0 0 0.
+        let mut one = Vec::new();
+        put_var(&mut one, 1);
+        one.extend_from_slice(&[0, 5, 0, 0, 0]);
+        assert_eq!(decode(&l, &one, 0).unwrap().len(), l.stride);
+        for n in [2, 64, 1 << 40, u64::MAX >> 1] {
+            let mut b = Vec::new();
+            put_var(&mut b, n);
+            b.extend_from_slice(&[0, 5, 0, 0, 0]);
+            b.extend(std::iter::repeat_n(0u8, 100));
+            assert!(decode(&l, &b, 0).is_err(), "{n} rows");
+        }
+        // Widths of 1 byte: 100 bytes hold at most 100 / 3 rows.
+        let mut b = Vec::new();
+        put_var(&mut b, 34);
+        b.extend_from_slice(&[0, 5, 1, 1, 1]);
+        b.extend(std::iter::repeat_n(0u8, 100));
+        assert!(decode(&l, &b, 0).is_err());
+    }
+
     #[test]
     fn a_row_of_two_present_values_minutes_apart_takes_about_half_its_words() {
         let l = RowLayout::new(2, &[(0, Aggregation::Sum), (1, Aggregation::DistinctCount)]);
@@ -357,7 +385,8 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&l, &raw, t0 + 19 * 240_000, &mut bytes);
         assert_eq!(raw.len() * 8, 20 * 40);
-        // 3 + 2 + 1 bytes of varints and 16 of values per row, against 40 bytes of words.
+        // 3 + 2 + 1 bytes of fixed-width deltas and tags and 16 of values per row, against 40
+        // bytes of words.
         assert!(bytes.len() <= 20 * 23, "{} bytes", bytes.len());
     }
 
