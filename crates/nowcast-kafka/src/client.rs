@@ -71,6 +71,10 @@ fn base(spec: &KafkaSpec, bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
     c.set("client.id", format!("nowcast-{}", spec.instance));
+    // librdkafka backs reconnections off up to 10 s by default: a client that tried while
+    // the broker restarted could then wait ~10 s for its next attempt, so its first request
+    // after the restart (a snapshot's watermark query) timed out. Retry at least every 1 s.
+    c.set("reconnect.backoff.max.ms", "1000");
     for (k, v) in &spec.properties {
         c.set(k, v);
     }

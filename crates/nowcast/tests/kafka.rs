@@ -560,9 +560,13 @@ fn broker_restart_mid_run_loses_nothing() {
         p.wait_caught_up(Duration::from_secs(240))
     }));
     if let Err(e) = caught_up {
+        let exited = child.try_wait();
+        let stacks = match exited {
+            Ok(None) => harness::dump_stacks(child.id(), "broker-restart"),
+            _ => String::new(),
+        };
         eprintln!(
-            "nowcast exited: {:?}; {}",
-            child.try_wait(),
+            "nowcast exited: {exited:?}; {stacks}; {}",
             harness::log_summary(&log, 80, 5)
         );
         std::panic::resume_unwind(e);

@@ -151,7 +151,12 @@ impl MemberState {
             part.committed = part.next_offset;
         }
         shared.commits.fetch_add(1, Ordering::Relaxed);
-        self.snapshot_due(false)?;
+        // The commit is done; a local snapshot only shortens the next restore, so one that
+        // cannot begin (the feature store's watermark unreadable just after a broker
+        // restart, a full disk) is reported and retried later, never fatal.
+        if let Err(e) = self.snapshot_due(false) {
+            self.snapshot_failed(&e);
+        }
         metrics::counter!("nowcast_kafka_commits_total").increment(1);
         metrics::histogram!("nowcast_kafka_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("nowcast_feature_store_records_total").increment(changes as u64);

@@ -440,8 +440,9 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         } else if !st.awaiting.is_empty() {
             st.commit_acked(consumer, false)?;
         }
-        st.snapshot_step()?;
-        st.snapshot_when_idle()?;
+        if let Err(e) = st.snapshot_step().and_then(|()| st.snapshot_when_idle()) {
+            st.snapshot_failed(&e);
+        }
         if last_merge.elapsed() >= Duration::from_millis(50) {
             shared.stats.merge(&st.lat);
             st.lat.reset();

@@ -96,6 +96,26 @@ impl MemberState {
         self.snapshot_due(false)
     }
 
+    /// A snapshot could not begin or be written: counted and reported, and every partition
+    /// due now waits another snapshot interval (no retry, and no report, per commit).
+    pub(super) fn snapshot_failed(&mut self, e: &KafkaError) {
+        metrics::counter!("nowcast_kafka_snapshot_failures_total").increment(1);
+        if let Some((p, _)) = self.snapshots.slicing {
+            self.snapshot_cancel(p);
+        }
+        let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
+        eprintln!(
+            "nowcast: {}: local snapshot not written ({e}); the next try is in {} s, and a restart meanwhile reads more of the changelog",
+            self.name,
+            interval.as_secs()
+        );
+        for part in self.parts.values_mut() {
+            if part.snapshot_at.elapsed() >= interval {
+                part.snapshot_at = Instant::now();
+            }
+        }
+    }
+
     /// The first partition whose snapshot interval has passed.
     fn due_partition(&self) -> Option<i32> {
         let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);

@@ -683,6 +683,33 @@ pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
     )
 }
 
+/// Every thread's stack of the (stuck) process `pid`, through `gdb` if the machine has it,
+/// written next to the kept logs; returns where, or why not. For a processor that stopped
+/// making progress without an error: the stacks say what its threads wait on.
+pub fn dump_stacks(pid: u32, name: &str) -> String {
+    let out = std::process::Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let path = std::env::temp_dir().join(format!("nowcast-failed-{name}-stacks.txt"));
+            let _ = std::fs::write(&path, &o.stdout);
+            format!("thread stacks in {}", path.display())
+        }
+        Ok(o) => format!(
+            "no thread stacks (gdb: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("no thread stacks (gdb: {e})"),
+    }
+}
+
 /// Partitions an instance owns according to its log (assigned minus revoked lines of
 /// nowcast's own; librdkafka's debug lines speak of revoked partitions too).
 pub fn owned(log: &Path) -> i64 {
