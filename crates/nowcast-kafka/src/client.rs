@@ -242,6 +242,24 @@ mod tests {
     }
 
     #[test]
+    fn clients_reconnect_at_least_every_second_unless_the_spec_says_otherwise() {
+        // At librdkafka's 10 s default a snapshot's watermark query right after a broker
+        // restart timed out and stopped the member.
+        for c in [
+            consumer(&spec_with(""), "127.0.0.1:9092"),
+            reader(&spec_with(""), "127.0.0.1:9092"),
+            producer(&spec_with(""), "127.0.0.1:9092", None),
+        ] {
+            assert_eq!(c.get("reconnect.backoff.max.ms"), Some("1000"));
+        }
+        let mut spec = spec_with("");
+        let backoff = ("reconnect.backoff.max.ms".to_string(), "5000".to_string());
+        spec.properties.extend([backoff]);
+        let c = reader(&spec, "127.0.0.1:9092");
+        assert_eq!(c.get("reconnect.backoff.max.ms"), Some("5000"));
+    }
+
+    #[test]
     fn example_properties_pass() {
         check_properties(&spec_with(""), "pipeline.toml").unwrap();
     }

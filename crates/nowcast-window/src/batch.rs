@@ -14,6 +14,7 @@ use nowcast_core::{FeatureValue, Millis};
 
 use crate::engine::Out;
 use crate::map::hash_key;
+use crate::state::Entity;
 use crate::{prefetch, Engine, Input, Late};
 
 /// How many events ahead the index slot is prefetched.
@@ -22,9 +23,8 @@ const SLOT_AHEAD: usize = 6;
 const ENTRY_AHEAD: usize = 4;
 /// How many events ahead the entity's rows are prefetched (its entry was prefetched earlier).
 const ROWS_AHEAD: usize = 2;
-/// Most cache lines of rows prefetched per event with evaluation (which reads them all);
-/// without, only the last line (where the new row goes) is.
-const ROW_LINES: usize = 32;
+/// Most cache lines of one source's rows prefetched when all of them will be read.
+pub(crate) const ROW_LINES: usize = 32;
 
 /// One event for [`Engine::apply_batch`]: the arguments of [`Engine::apply`].
 #[derive(Debug, Clone, Copy)]
@@ -69,21 +69,21 @@ impl Engine {
         hashes.clear();
         hashes.extend(events.iter().map(|e| hash_key(e.key.as_bytes())));
         let eval = features_out.is_some();
-        for &h in hashes.iter().take(SLOT_AHEAD) {
-            self.entities.prefetch_slot(h);
-        }
+        self.prefetch_first(&hashes);
         for (i, e) in events.iter().enumerate() {
-            if let Some(&h) = hashes.get(i + SLOT_AHEAD) {
-                self.entities.prefetch_slot(h);
-            }
-            if let Some(&h) = hashes.get(i + ENTRY_AHEAD) {
-                if let Some(entry) = self.entities.peek(h) {
-                    prefetch::whole(entry);
+            // Rows: all of them for evaluation, else the last line (where the new row goes).
+            self.prefetch_ahead(&hashes, i, |entity, j| {
+                let source = events[j].source;
+                if source >= self.plan.sources.len() {
+                    return;
                 }
-            }
-            if let Some(&h) = hashes.get(i + ROWS_AHEAD) {
-                self.prefetch_rows(h, &events[i + ROWS_AHEAD], eval);
-            }
+                let raw = &entity.source(source).raw[..];
+                if eval {
+                    prefetch::slice(raw, ROW_LINES);
+                } else if let Some(last) = raw.last() {
+                    prefetch::read(last);
+                }
+            });
             let out = features_out
                 .as_deref_mut()
                 .map(|o| &mut o[i * f..(i + 1) * f]);
@@ -109,20 +109,38 @@ impl Engine {
         self.batch_hashes = hashes;
     }
 
-    /// Prefetches the rows of `event`'s source for the entity of hash `h`, if its entry is
-    /// (probably) known: all of them for evaluation, else the last line.
-    fn prefetch_rows(&self, h: u64, event: &Event<'_>, eval: bool) {
-        let Some((_, entity)) = self.entities.peek(h) else {
-            return;
-        };
-        if event.source >= self.plan.sources.len() {
-            return;
+    /// Starts the prefetch chain of entities about to be looked up one after the other by
+    /// `hashes` (see [`Engine::prefetch_ahead`]).
+    pub(crate) fn prefetch_first(&self, hashes: &[u64]) {
+        for &h in hashes.iter().take(SLOT_AHEAD) {
+            self.entities.prefetch_slot(h);
         }
-        let raw = &entity.source(event.source).raw[..];
-        if eval {
-            prefetch::slice(raw, ROW_LINES);
-        } else if let Some(last) = raw.last() {
-            prefetch::read(last);
+    }
+
+    /// Before entity `i` of `hashes` is used: the next steps of the chain for the ones after
+    /// it: the index slot of entity `i + SLOT_AHEAD`, the map entry of `i + ENTRY_AHEAD` (its
+    /// slot now in cache), and `rows(entity, j)` for `j = i + ROWS_AHEAD` (its entry now in
+    /// cache), which prefetches the rows it will read.
+    pub(crate) fn prefetch_ahead(
+        &self,
+        hashes: &[u64],
+        i: usize,
+        rows: impl FnOnce(&Entity, usize),
+    ) {
+        if let Some(&h) = hashes.get(i + SLOT_AHEAD) {
+            self.entities.prefetch_slot(h);
+        }
+        if let Some(entry) = hashes
+            .get(i + ENTRY_AHEAD)
+            .and_then(|&h| self.entities.peek(h))
+        {
+            prefetch::whole(entry);
+        }
+        if let Some((_, entity)) = hashes
+            .get(i + ROWS_AHEAD)
+            .and_then(|&h| self.entities.peek(h))
+        {
+            rows(entity, i + ROWS_AHEAD);
         }
     }
 }

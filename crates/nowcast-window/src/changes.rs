@@ -10,17 +10,11 @@
 
 use std::collections::HashSet;
 
+use crate::batch::ROW_LINES;
 use crate::map::hash_key;
 use crate::snapshot::{check_version, read_entity, write_entity, Dec, Enc, VERSION};
 use crate::state::{Entity, Key};
 use crate::{prefetch, Engine, WindowError};
-
-/// Prefetch distances of [`Engine::drain_changes`], in changed entities.
-const SLOT_AHEAD: usize = 6;
-const ENTRY_AHEAD: usize = 4;
-const ROWS_AHEAD: usize = 2;
-/// Most cache lines of one source's rows prefetched (encoding reads them all).
-const ROW_LINES: usize = 32;
 
 const MAGIC: &[u8; 4] = b"NCWE";
 
@@ -61,24 +55,14 @@ impl Engine {
         let mut buf = Vec::with_capacity(1024);
         let mut result = Ok(());
         let mut handed = keys.len();
+        self.prefetch_first(&hashes);
         for (i, (key, &h)) in keys.iter().zip(&hashes).enumerate() {
-            if let Some(&ahead) = hashes.get(i + SLOT_AHEAD) {
-                self.entities.prefetch_slot(ahead);
-            }
-            if let Some(entry) = hashes
-                .get(i + ENTRY_AHEAD)
-                .and_then(|&a| self.entities.peek(a))
-            {
-                prefetch::whole(entry);
-            }
-            if let Some((_, ent)) = hashes
-                .get(i + ROWS_AHEAD)
-                .and_then(|&a| self.entities.peek(a))
-            {
+            // Encoding reads every row of every source.
+            self.prefetch_ahead(&hashes, i, |ent, _| {
                 for s in 0..self.plan.sources.len() {
                     prefetch::slice(&ent.source(s).raw, ROW_LINES);
                 }
-            }
+            });
             let text = std::str::from_utf8(key.as_bytes()).expect("keys are built from &str");
             match self.entities.find(h, key.as_bytes()) {
                 Some(at) => {

@@ -22,7 +22,7 @@
 //! validates with [`RowLayout::is_valid`]; bad bytes give an error, never a panic. A value
 //! word under a "skip" tag (possible in a version 2 record, never read) is re-encoded as 0.
 
-use crate::state::{RowLayout, TAG_SKIP};
+use crate::state::{scratch_row, RowLayout, TAG_SKIP};
 use crate::WindowError;
 
 /// Appends `v` as a LEB128 varint.
@@ -60,6 +60,12 @@ fn mask(w: usize) -> u64 {
     }
 }
 
+/// The most bytes a row takes with these widths (every value present).
+fn longest_row(layout: &RowLayout, wt: usize, ws: usize, wg: usize) -> usize {
+    let values = layout.value_at.iter().flatten().count();
+    wt + ws + wg * layout.columns.div_ceil(32) + 8 * values
+}
+
 /// Bytes of the row buffer of [`encode`] on the stack; rows whose encoding may be longer use
 /// a heap buffer.
 const ROW_BYTES: usize = 128;
@@ -91,8 +97,7 @@ pub(crate) fn encode(layout: &RowLayout, raw: &[u64], base: i64, out: &mut Vec<u
     out.extend_from_slice(&[wt as u8, ws as u8, wg as u8]);
     // Each field is stored as 8 bytes and the position advances by its width, so the buffer
     // has 8 bytes of slack behind the longest row.
-    let values = layout.value_at.iter().flatten().count();
-    let max_row = wt + ws + wg * tag_words + 8 * values;
+    let max_row = longest_row(layout, wt, ws, wg);
     let mut small = [0u8; ROW_BYTES];
     let mut big = Vec::new();
     let buf: &mut [u8] = if max_row + 8 <= ROW_BYTES {
@@ -162,26 +167,6 @@ impl Reader<'_> {
         }
         Ok(w as usize)
     }
-
-    /// `w` bytes (≤ 8) as a little-endian word.
-    #[inline]
-    fn fixed(&mut self, w: usize) -> Result<u64, WindowError> {
-        let v = match self.b.get(self.at..self.at + 8) {
-            // The common case: 8 bytes present, no loop.
-            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")) & mask(w),
-            None => {
-                let b = self
-                    .b
-                    .get(self.at..self.at + w)
-                    .ok_or_else(|| WindowError::corrupt("raw rows are truncated"))?;
-                let mut word = [0u8; 8];
-                word[..w].copy_from_slice(b);
-                u64::from_le_bytes(word)
-            }
-        };
-        self.at += w;
-        Ok(v)
-    }
 }
 
 /// Decodes rows written by [`encode`] with the same `layout` and `base`. The rows are not
@@ -213,56 +198,46 @@ pub(crate) fn decode(layout: &RowLayout, bytes: &[u8], base: i64) -> Result<Vec<
     // The capacity grows with the rows actually decoded past the first 4096.
     let mut raw = Vec::with_capacity(n.min(4096) as usize * layout.stride);
     let (mt, ms, mg) = (mask(wt), mask(ws), mask(wg));
-    let values = layout.value_at.iter().flatten().count();
-    // A row fits in `longest` bytes; with 8 more present, every field is read as one 8-byte
-    // word, masked, without a bounds check per field.
-    let longest = wt + ws + wg * tag_words + 8 * values;
-    let mut small = [0u64; 16];
-    let mut big = Vec::new();
-    let row: &mut [u64] = if layout.stride <= small.len() {
-        &mut small[..layout.stride]
-    } else {
-        big.resize(layout.stride, 0);
-        &mut big
-    };
+    // Every field is read as one 8-byte little-endian word masked to its width, from a slice
+    // with 8 bytes of slack behind the longest row: the bytes themselves, or for the last rows
+    // a zero-padded copy of what is left (a row reaching past the end is then truncated).
+    let longest = longest_row(layout, wt, ws, wg);
+    let mut padded = Vec::new();
+    let (mut small, mut big) = ([0u64; 16], Vec::new());
+    let row = scratch_row(&mut small, &mut big, layout.stride);
     for _ in 0..n {
+        let b = match bytes.get(r.at..r.at + longest + 8) {
+            Some(b) => b,
+            None => {
+                padded.clear();
+                padded.extend_from_slice(&bytes[r.at..]);
+                padded.resize(longest + 8, 0);
+                &padded[..]
+            }
+        };
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
         row.fill(0);
-        if let Some(b) = bytes.get(r.at..r.at + longest + 8) {
-            let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-            time = time.wrapping_add(unzigzag(word(0) & mt));
-            let mut at = wt;
-            seq = seq.wrapping_add(unzigzag(word(at) & ms) as u64);
-            at += ws;
-            row[0] = time as u64;
-            row[1] = seq;
-            for w in 0..tag_words {
-                row[2 + w] = word(at) & mg;
-                at += wg;
-            }
-            for (c, v) in layout.value_at.iter().enumerate() {
-                if let Some(v) = *v {
-                    if RowLayout::tag(row, c) != TAG_SKIP {
-                        row[v] = word(at);
-                        at += 8;
-                    }
+        time = time.wrapping_add(unzigzag(word(0) & mt));
+        let mut at = wt;
+        seq = seq.wrapping_add(unzigzag(word(at) & ms) as u64);
+        at += ws;
+        row[0] = time as u64;
+        row[1] = seq;
+        for w in 0..tag_words {
+            row[2 + w] = word(at) & mg;
+            at += wg;
+        }
+        for (c, v) in layout.value_at.iter().enumerate() {
+            if let Some(v) = *v {
+                if RowLayout::tag(row, c) != TAG_SKIP {
+                    row[v] = word(at);
+                    at += 8;
                 }
             }
-            r.at += at;
-        } else {
-            time = time.wrapping_add(unzigzag(r.fixed(wt)?));
-            seq = seq.wrapping_add(unzigzag(r.fixed(ws)?) as u64);
-            row[0] = time as u64;
-            row[1] = seq;
-            for w in 0..tag_words {
-                row[2 + w] = r.fixed(wg)?;
-            }
-            for (c, v) in layout.value_at.iter().enumerate() {
-                if let Some(v) = *v {
-                    if RowLayout::tag(row, c) != TAG_SKIP {
-                        row[v] = r.fixed(8)?;
-                    }
-                }
-            }
+        }
+        r.at += at;
+        if r.at > bytes.len() {
+            return Err(WindowError::corrupt("raw rows are truncated"));
         }
         raw.extend_from_slice(row);
     }

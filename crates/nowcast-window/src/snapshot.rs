@@ -342,20 +342,16 @@ impl<R: Read> Dec<R> {
     /// allocation) and checksummed.
     fn bytes(&mut self, n: usize) -> Result<&[u8], WindowError> {
         self.scratch.clear();
-        let mut block = [0u8; 1 << 12];
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(block.len());
-            read_exact(&mut self.r, &mut block[..k])?;
-            self.crc.update(&block[..k]);
-            self.scratch.extend_from_slice(&block[..k]);
-            left -= k;
+        while self.scratch.len() < n {
+            let at = self.scratch.len();
+            self.scratch.resize(n.min(at + (1 << 16)), 0);
+            read_exact(&mut self.r, &mut self.scratch[at..])?;
         }
+        self.crc.update(&self.scratch);
         Ok(&self.scratch)
     }
 }
 
-/// Reads one entity's state written in format `version` (checked by the caller).
 pub(crate) fn read_entity<R: Read>(
     d: &mut Dec<R>,
     engine: &Engine,

@@ -46,6 +46,21 @@ pub(crate) struct RowLayout {
     pub(crate) stride: usize,
 }
 
+/// A zeroed buffer for one row of `stride` words: `small` (on the caller's stack) when the
+/// row fits, else `big`.
+pub(crate) fn scratch_row<'a>(
+    small: &'a mut [u64; 16],
+    big: &'a mut Vec<u64>,
+    stride: usize,
+) -> &'a mut [u64] {
+    if stride <= small.len() {
+        &mut small[..stride]
+    } else {
+        big.resize(stride, 0);
+        big
+    }
+}
+
 impl RowLayout {
     pub(crate) fn new(columns: usize, aggs: &[(usize, Aggregation)]) -> RowLayout {
         let tag_words = columns.div_ceil(32);
@@ -135,14 +150,8 @@ impl RowLayout {
     /// plain stores: the buffer's tail is usually not in cache, and stores do not wait for it
     /// the way read-modify-writes would.
     pub(crate) fn push(&self, raw: &mut Vec<u64>, time: Millis, seq: u64, inputs: &[Input]) {
-        let mut small = [0u64; 16];
-        let mut big = Vec::new();
-        let row: &mut [u64] = if self.stride <= small.len() {
-            &mut small[..self.stride]
-        } else {
-            big.resize(self.stride, 0);
-            &mut big
-        };
+        let (mut small, mut big) = ([0u64; 16], Vec::new());
+        let row = scratch_row(&mut small, &mut big, self.stride);
         row[0] = time as u64;
         row[1] = seq;
         for (c, &input) in inputs.iter().enumerate() {

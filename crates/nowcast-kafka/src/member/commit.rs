@@ -151,9 +151,6 @@ impl MemberState {
             part.committed = part.next_offset;
         }
         shared.commits.fetch_add(1, Ordering::Relaxed);
-        // The commit is done; a local snapshot only shortens the next restore, so one that
-        // cannot begin (the feature store's watermark unreadable just after a broker
-        // restart, a full disk) is reported and retried later, never fatal.
         if let Err(e) = self.snapshot_due(false) {
             self.snapshot_failed(&e);
         }

@@ -398,16 +398,11 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         if shared.stop.load(Ordering::Acquire) {
             let mut st = consumer.context().state.lock();
             st.commit(consumer, true)?;
-            // The local store only shortens the next restore: once the commit is done, a
-            // snapshot that cannot be written (the broker's watermark unreadable just after
-            // a broker restart, a full disk) must not fail the stop. A partition without a
-            // fresh snapshot keeps its older one, which is consistent with its offset, or
-            // restores from the changelog.
+            // The commit is done: a snapshot that cannot be written must not fail the stop
+            // (see `snapshot_failed`). A partition without a fresh snapshot keeps its older
+            // one, which is consistent with its offset, or restores from the changelog.
             if let Err(e) = st.snapshot_due(true) {
-                eprintln!(
-                    "nowcast: {}: local snapshots not written at stop ({e}); the next start reads more of the changelog",
-                    st.name
-                );
+                st.snapshot_failed(&e);
             }
             shared.stats.merge(&st.lat);
             return Ok(());

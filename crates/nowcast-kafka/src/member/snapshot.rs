@@ -96,8 +96,10 @@ impl MemberState {
         self.snapshot_due(false)
     }
 
-    /// A snapshot could not begin or be written: counted and reported, and every partition
-    /// due now waits another snapshot interval (no retry, and no report, per commit).
+    /// A snapshot could not begin or be written (the feature store's watermark unreadable
+    /// just after a broker restart, a full disk): never fatal, since the local store only
+    /// shortens the next restore. Counted and reported, and every partition due now waits
+    /// another snapshot interval (no retry, and no report, per commit).
     pub(super) fn snapshot_failed(&mut self, e: &KafkaError) {
         metrics::counter!("nowcast_kafka_snapshot_failures_total").increment(1);
         if let Some((p, _)) = self.snapshots.slicing {
@@ -105,7 +107,7 @@ impl MemberState {
         }
         let interval = Duration::from_millis(self.shared.kafka.snapshot_interval as u64);
         eprintln!(
-            "nowcast: {}: local snapshot not written ({e}); the next try is in {} s, and a restart meanwhile reads more of the changelog",
+            "nowcast: {}: local snapshot not written ({e}); until one is, a restart reads more of the changelog (retried every {} s while running)",
             self.name,
             interval.as_secs()
         );
