@@ -50,10 +50,10 @@
 //! writing the row at the end of the entity's buffer (one more miss; the allocator's when the
 //! buffer grows); `apply_batch` prefetches all three a few events ahead, which doubles the
 //! apply-only rate. Evaluation reads the whole buffer (14 cache lines, sequentially) and
-//! computes 36 features from it: ~2.5 µs per event even with 20 k entities (in cache, load
-//! ~3), mostly per-row `exp2` for the decayed sums, selection for the exact quantiles, sorting
-//! for the distinct counts and one scan per feature; prefetching cannot hide that, so with
-//! evaluation batching gains little.
+//! computes 36 features from it: ~2.5 µs per event when this table was measured, ~0.8 µs
+//! since (29 Nov; BENCHMARKS.md has the steps), even with 20 k entities in cache. That is
+//! compute (per-feature dispatch, gathering the columns, `exp2` for the decayed sums), which
+//! prefetching cannot hide, so with evaluation batching gains little.
 
 use std::time::Instant;
 

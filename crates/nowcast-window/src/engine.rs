@@ -428,22 +428,18 @@ pub(crate) fn evaluate_entity(
             i += 1;
         }
         let end = i;
-        for bi in 0..bounds.len() {
+        // The widest window's rows; every other window's are a suffix of them.
+        let lo = bounds.first().map_or(end, |b| b.2.min(end));
+        let raw = &src.raw[lo * rl.stride..end * rl.stride];
+        let groups = bounds.len();
+        scratch.next_rows();
+        for bi in 0..groups {
             let (_, li, start) = scratch.bounds[bi];
             let group = &plan.groups[sp.groups[li]];
             let first = group.first_tile(tf);
-            let start = start.min(end);
+            let from = start.min(end) - lo;
             let arena = src.tiles.as_ref().map_or(&[][..], |t| &t[li][..]);
-            eval::evaluate_group(
-                group,
-                arena,
-                first,
-                &src.raw[start * rl.stride..end * rl.stride],
-                rl,
-                tf,
-                scratch,
-                out,
-            );
+            eval::evaluate_group(group, arena, first, raw, from, rl, tf, scratch, out);
         }
     }
 }

@@ -1,16 +1,17 @@
-//! Evaluation of one window group at one time: a single pass over the group's tiles inside
-//! the window (tile-major, one accumulator per feature), if any, then the raw rows inside the
-//! window (each column read by the group gathered once into contiguous arrays, see
-//! [`crate::gather`], which every feature of the column then reads), then each accumulator is
-//! finished into a [`FeatureValue`]. Scratch buffers are reused so the per-event path does
-//! not allocate.
+//! Evaluation of one window group at one time. A window without tiles (every event in it a
+//! raw row, the usual case) is computed straight from its columns' gathered rows (see
+//! [`crate::gather`]), each feature in one step with no accumulator in between. A window
+//! with tiles takes a single pass over its tiles (tile-major, one accumulator per feature),
+//! then adds its raw rows and finishes each accumulator into a [`FeatureValue`]. Scratch
+//! buffers are reused so the per-event path does not allocate.
 
 use nowcast_core::{FeatureValue, Millis};
 
 use crate::ddsketch::{self, Bin};
-use crate::gather::Gathered;
+use crate::gather::{Gathered, View};
 use crate::hll::{self, DENSE_WORDS, SPARSE_MAX};
 use crate::input::Cell;
+use crate::small;
 use crate::state::{Group, RowLayout};
 use crate::tile::{cell_at, elem_words, Layout, Slot};
 use crate::Aggregation;
@@ -50,10 +51,18 @@ pub(crate) struct Scratch {
     bufs: Vec<VarBuf>,
     /// Per input column, its gathered raw rows (valid for the current `stamp`).
     cols: Vec<Gathered>,
-    /// Incremented per group evaluation; marks which columns are gathered.
+    /// Incremented per evaluation of a source (see [`Scratch::next_rows`]); marks which
+    /// columns are gathered.
     stamp: u64,
     /// Per window group of a source: (tail, local index, first raw row in the window).
     pub(crate) bounds: Vec<(Millis, usize, usize)>,
+}
+
+impl Scratch {
+    /// Starts the evaluation of a new set of raw rows: columns gathered before are stale.
+    pub(crate) fn next_rows(&mut self) {
+        self.stamp += 1;
+    }
 }
 
 /// Chan et al. merge of (count, mean, M2) states.
@@ -95,13 +104,16 @@ fn init(slot: &Slot, buf: &mut VarBuf) -> Acc {
 }
 
 /// Evaluates the features of `group` at `t` into `out[group.features[i]]`: tiles of `arena`
-/// from index `first` on, plus the raw rows `raw` (already restricted to the window).
+/// from index `first` on, plus the raw rows of `raw` from row `from` on (`raw` ends at the
+/// window's end and is the same for every group of the source until
+/// [`Scratch::next_rows`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn evaluate_group(
     group: &Group,
     arena: &[u64],
     first: i64,
     raw: &[u64],
+    from: usize,
     rl: &RowLayout,
     t: Millis,
     scratch: &mut Scratch,
@@ -109,6 +121,14 @@ pub(crate) fn evaluate_group(
 ) {
     let layout = &group.layout;
     let n = layout.slots.len();
+    if scratch.cols.len() < rl.columns {
+        scratch.cols.resize_with(rl.columns, Gathered::default);
+    }
+    let mut off = Layout::seek(arena, first);
+    if off == arena.len() {
+        evaluate_raw(group, raw, from, rl, t, scratch, out);
+        return;
+    }
     if scratch.bufs.len() < n {
         scratch.bufs.resize_with(n, VarBuf::default);
     }
@@ -116,15 +136,9 @@ pub(crate) fn evaluate_group(
     for (slot, buf) in layout.slots.iter().zip(scratch.bufs.iter_mut()) {
         scratch.accs.push(init(slot, buf));
     }
-    if scratch.cols.len() < rl.columns {
-        scratch.cols.resize_with(rl.columns, Gathered::default);
-    }
-    scratch.stamp += 1;
     let stamp = scratch.stamp;
     let accs = &mut scratch.accs[..];
     let bufs = &mut scratch.bufs[..n];
-    let mut off = Layout::seek(arena, first);
-    let tiled = off < arena.len();
     while off < arena.len() {
         let total = arena[off + 1] as usize;
         let tile = &arena[off..off + total];
@@ -146,29 +160,124 @@ pub(crate) fn evaluate_group(
         }
         off += total;
     }
-    if !raw.is_empty() {
+    if from < rl.rows(raw) {
         for (i, slot) in layout.slots.iter().enumerate() {
             let c = group.cols[i];
             let col = &mut scratch.cols[c];
             col.gather(stamp, raw, rl, c);
-            add_raw(slot, &mut accs[i], &mut bufs[i], col, tiled, t);
+            add_raw(slot, &mut accs[i], &mut bufs[i], &col.view(from), t);
         }
     }
     for (i, slot) in layout.slots.iter().enumerate() {
-        finish(
-            slot,
-            accs[i],
-            &mut bufs[i],
-            tiled,
-            t,
-            &mut out[group.features[i]],
-        );
+        finish(slot, accs[i], &mut bufs[i], t, &mut out[group.features[i]]);
+    }
+}
+
+/// [`evaluate_group`] for a window without tiles (every event in it is a raw row, the usual
+/// case): each feature is computed straight from its gathered column, with no accumulator
+/// in between; the values are the same as the accumulator path gives for the same rows.
+fn evaluate_raw(
+    group: &Group,
+    raw: &[u64],
+    from: usize,
+    rl: &RowLayout,
+    t: Millis,
+    scratch: &mut Scratch,
+    out: &mut [FeatureValue],
+) {
+    let stamp = scratch.stamp;
+    if scratch.bufs.is_empty() {
+        scratch.bufs.push(VarBuf::default());
+    }
+    let buf = &mut scratch.bufs[0];
+    for &c in &group.columns {
+        let col = &mut scratch.cols[c];
+        col.gather(stamp, raw, rl, c);
+        let g = col.view(from);
+        for (i, slot) in group.layout.slots.iter().enumerate() {
+            if group.cols[i] == c {
+                raw_feature(slot, &g, buf, t, &mut out[group.features[i]]);
+            }
+        }
+    }
+}
+
+/// One feature of [`evaluate_raw`] from its column's window `g`.
+fn raw_feature(slot: &Slot, g: &View, buf: &mut VarBuf, t: Millis, o: &mut FeatureValue) {
+    {
+        let (n, sum, min, max) = g.basic;
+        let num = |ok: bool, x: f64| {
+            if ok {
+                FeatureValue::Num(x)
+            } else {
+                FeatureValue::Null
+            }
+        };
+        *o = match slot.agg {
+            Aggregation::Count => FeatureValue::Num(g.keys.len() as f64),
+            Aggregation::Sum => FeatureValue::Num(0.0 + sum),
+            Aggregation::Mean => num(n > 0.0, (0.0 + sum) / n),
+            Aggregation::Min => num(min != f64::INFINITY, min),
+            Aggregation::Max => num(max != f64::NEG_INFINITY, max),
+            Aggregation::StdDev if n == 0.0 => FeatureValue::Null,
+            Aggregation::StdDev => {
+                let mean = sum / n;
+                let m2: f64 = g.nums.iter().map(|x| (x - mean) * (x - mean)).sum();
+                FeatureValue::Num((m2.max(0.0) / n).sqrt())
+            }
+            Aggregation::Last => match g.nums.len().checked_sub(1) {
+                Some(l) if g.num_seqs[l] != 0 => FeatureValue::Num(g.nums[l]),
+                _ => FeatureValue::Null,
+            },
+            Aggregation::TimeSinceLast => match g.newest_present {
+                Some(m) if m != Millis::MIN => FeatureValue::Num((t as f64 - m as f64) / 1000.0),
+                _ => FeatureValue::Null,
+            },
+            Aggregation::DecayedSum { half_life } => {
+                let hl = half_life as f64;
+                let mut s = 0.0;
+                for (x, &time) in g.nums.iter().zip(g.num_times) {
+                    s += x * (-((t as f64 - time as f64) / hl)).exp2();
+                }
+                FeatureValue::Num(s)
+            }
+            Aggregation::DistinctCount if g.keys.len() <= small::SMALL => {
+                FeatureValue::Num(small::distinct(g.keys) as f64)
+            }
+            Aggregation::DistinctCount => {
+                buf.is_dense = false;
+                buf.hashes.clear();
+                buf.hashes.extend_from_slice(g.keys);
+                FeatureValue::Num(distinct(buf, false))
+            }
+            Aggregation::Quantile { .. } if g.nums.is_empty() => FeatureValue::Null,
+            // Every event of the window is raw: the exact value at the rank.
+            Aggregation::Quantile { q, .. } if g.nums.len() <= small::SMALL => {
+                let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
+                FeatureValue::Num(small::value_at_rank(g.nums, r))
+            }
+            Aggregation::Quantile { q, .. } => {
+                buf.vals.clear();
+                buf.vals.extend_from_slice(g.nums);
+                let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
+                FeatureValue::Num(*buf.vals.select_nth_unstable_by(r, f64::total_cmp).1)
+            }
+            Aggregation::LastN(k) => {
+                let mut list = match std::mem::replace(o, FeatureValue::Null) {
+                    FeatureValue::List(l) => l,
+                    _ => Vec::with_capacity(k),
+                };
+                list.clear();
+                list.extend(g.nums.iter().rev().take(k));
+                FeatureValue::List(list)
+            }
+        };
     }
 }
 
 /// Adds the raw rows of the window (column `g`, gathered) to one feature's accumulator. Raw
 /// rows are all newer, by (time, seq), than every tile event.
-fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bool, t: Millis) {
+fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &View, t: Millis) {
     let (n, sum, min, max) = g.basic;
     let cell = |i: usize| Cell {
         time: g.num_times[i],
@@ -176,7 +285,7 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bo
         value: g.nums[i],
     };
     match (acc, slot.agg) {
-        (Acc::Sum(s), Aggregation::Count) => *s += g.present as f64,
+        (Acc::Sum(s), Aggregation::Count) => *s += g.keys.len() as f64,
         (Acc::Newest(m), _) => {
             if let Some(newest) = g.newest_present {
                 *m = (*m).max(newest);
@@ -184,7 +293,7 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bo
         }
         (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
             let hl = half_life as f64;
-            for (x, &time) in g.nums.iter().zip(&g.num_times) {
+            for (x, &time) in g.nums.iter().zip(g.num_times) {
                 *s += x * (-((t as f64 - time as f64) / hl)).exp2();
             }
         }
@@ -209,22 +318,13 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &Gathered, tiled: bo
             }
         }
         (Acc::Var, Aggregation::DistinctCount) => {
-            // Without tiles the keys stay unmixed until needed (mixing is a bijection).
-            if tiled {
-                buf.hashes.extend(g.keys.iter().map(|&k| hll::mix(k)));
-            } else {
-                buf.hashes.extend_from_slice(&g.keys);
-            }
+            buf.hashes.extend(g.keys.iter().map(|&k| hll::mix(k)));
         }
         (Acc::Var, Aggregation::Quantile { .. }) => {
-            if tiled {
-                buf.bins.extend(g.nums.iter().map(|&x| Bin {
-                    code: slot.map.code(x),
-                    count: 1,
-                }));
-            } else {
-                buf.vals.extend_from_slice(&g.nums);
-            }
+            buf.bins.extend(g.nums.iter().map(|&x| Bin {
+                code: slot.map.code(x),
+                count: 1,
+            }));
         }
         (Acc::Var, Aggregation::LastN(n)) => {
             buf.pending
@@ -300,7 +400,7 @@ fn merge_var(slot: &Slot, buf: &mut VarBuf, data: &[u64]) {
     }
 }
 
-fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, tiled: bool, t: Millis, out: &mut FeatureValue) {
+fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, t: Millis, out: &mut FeatureValue) {
     let opt = |v: Option<f64>| v.map_or(FeatureValue::Null, FeatureValue::Num);
     *out = match (acc, slot.agg) {
         (Acc::Sum(s), _) => FeatureValue::Num(s),
@@ -310,15 +410,7 @@ fn finish(slot: &Slot, acc: Acc, buf: &mut VarBuf, tiled: bool, t: Millis, out: 
         (Acc::Std(a), _) => opt((a[0] > 0.0).then(|| (a[2].max(0.0) / a[0]).sqrt())),
         (Acc::Last(c), _) => opt((c.seq != 0).then_some(c.value)),
         (Acc::Newest(m), _) => opt((m != Millis::MIN).then(|| (t as f64 - m as f64) / 1000.0)),
-        (Acc::Var, Aggregation::DistinctCount) => FeatureValue::Num(distinct(buf, tiled)),
-        (Acc::Var, Aggregation::Quantile { q, .. }) if !tiled => {
-            // Every event of the window is raw: the exact value at the rank.
-            let n = buf.vals.len();
-            opt((n > 0).then(|| {
-                let r = ddsketch::rank(q, n as u64) as usize;
-                *buf.vals.select_nth_unstable_by(r, f64::total_cmp).1
-            }))
-        }
+        (Acc::Var, Aggregation::DistinctCount) => FeatureValue::Num(distinct(buf, true)),
         (Acc::Var, Aggregation::Quantile { q, .. }) => {
             buf.bins.sort_unstable_by_key(|b| b.code);
             opt(ddsketch::quantile(&buf.bins, q, &slot.map))

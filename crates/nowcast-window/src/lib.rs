@@ -120,6 +120,7 @@ mod map;
 mod pending;
 mod prefetch;
 mod rowcodec;
+mod small;
 mod snapshot;
 mod state;
 mod tile;

@@ -223,6 +223,8 @@ pub(crate) struct Group {
     pub(crate) features: Vec<usize>,
     /// For each feature, its input column.
     pub(crate) cols: Vec<usize>,
+    /// The distinct input columns of `cols`.
+    pub(crate) columns: Vec<usize>,
     /// Tile layout of the group's features.
     pub(crate) layout: Layout,
 }
@@ -289,6 +291,7 @@ impl Plan {
                             hop: h,
                             features: Vec::new(),
                             cols: Vec::new(),
+                            columns: Vec::new(),
                             layout: Layout::new(&[]),
                         });
                         own.push(groups.len() - 1);
@@ -297,6 +300,9 @@ impl Plan {
                 };
                 groups[g].features.push(f);
                 groups[g].cols.push(def.column);
+                if !groups[g].columns.contains(&def.column) {
+                    groups[g].columns.push(def.column);
+                }
             }
             sources.push(SourcePlan {
                 features: feats,

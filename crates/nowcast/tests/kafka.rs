@@ -538,6 +538,63 @@ impl Drop for OwnBroker {
 }
 
 #[test]
+fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 2, "exactly-once");
+    // The local store of instance "a": a directory where each snapshot's temporary file goes
+    // makes every snapshot write fail (as a full or read-only disk would, even for root).
+    let store = p
+        .dir
+        .path()
+        .join("data/kafka")
+        .join(&p.kafka().group)
+        .join("a");
+    let blockers: Vec<_> = (0..2)
+        .map(|q| store.join(format!("p-{q:04}.snap.tmp")))
+        .collect();
+    for d in &blockers {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    p.generate(20_000, 2_000, 31);
+    let (mut child, log) = p.spawn_logged("a", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    // Snapshots are due every second in tests: several have failed by now.
+    std::thread::sleep(Duration::from_secs(3));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("local snapshot not written"),
+        "{}",
+        harness::log_summary(&log, 40, 5)
+    );
+    assert!(!store.join("p-0000.snap").exists() && !store.join("p-0001.snap").exists());
+    // Once the disk takes writes again, the next interval writes them.
+    for d in &blockers {
+        std::fs::remove_dir(d).unwrap();
+    }
+    p.generate(5_000, 2_000, 32);
+    p.wait_caught_up(Duration::from_secs(120));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(store.join("p-0000.snap").exists() && store.join("p-0001.snap").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot after the disk recovered; {}",
+            harness::log_summary(&log, 40, 5)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A stop whose final snapshot fails still commits and exits 0.
+    std::fs::create_dir_all(&blockers[0]).unwrap();
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "graceful stop failed ({status}); {}",
+        harness::log_summary(&log, 40, 5)
+    );
+    check_final(&p, &BTreeMap::new());
+}
+
+#[test]
 fn broker_restart_mid_run_loses_nothing() {
     // Runs wherever the other Kafka tests run; it starts a broker of its own.
     if broker().is_none() {
