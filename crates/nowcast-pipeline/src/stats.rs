@@ -13,7 +13,7 @@
 //! | `nowcast_predictions_total{model}` | counter | predictions emitted |
 //! | `nowcast_event_to_features_seconds` | histogram | event time → features updated |
 //! | `nowcast_event_to_prediction_seconds` | histogram | event time → prediction emitted |
-//! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted |
+//! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted (on Kafka: the record's timestamp, the broker's append time on a `LogAppendTime` topic) |
 //! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
 //! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held, estimated heap bytes |
 //! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition's checkpoint (encode + persist) |
@@ -184,7 +184,7 @@ pub fn describe() {
     describe_histogram!(
         "nowcast_ingest_to_prediction_seconds",
         Unit::Seconds,
-        "Append to the input log to prediction emitted."
+        "Append to the input log (on Kafka: the record's timestamp) to prediction emitted."
     );
     describe_gauge!(
         "nowcast_freshness_seconds",

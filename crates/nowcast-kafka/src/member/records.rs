@@ -146,6 +146,9 @@ impl MemberState {
         let n_pred = shared.out_partitions[0] as u32;
         let e2p = metrics::histogram!("nowcast_event_to_prediction_seconds");
         let e2f = metrics::histogram!("nowcast_event_to_features_seconds");
+        // From the record's timestamp: the broker's append time on a topic with
+        // `message.timestamp.type = LogAppendTime`, else the producer's create time.
+        let i2p = metrics::histogram!("nowcast_ingest_to_prediction_seconds");
         let metas = std::mem::take(&mut self.metas);
         let mut line = std::mem::take(&mut self.line);
         for (i, meta) in metas.iter().enumerate() {
@@ -180,6 +183,7 @@ impl MemberState {
             self.send(topic, part, Some(meta.entity.as_bytes()), Some(&line), None)?;
             e2f.record((features_at - meta.event_time) as f64 / 1e3);
             e2p.record((emit - meta.event_time) as f64 / 1e3);
+            i2p.record((emit - meta.ingest_time) as f64 / 1e3);
             self.lat.record(
                 (emit - meta.event_time) * 1000,
                 (emit - meta.ingest_time) * 1000,
