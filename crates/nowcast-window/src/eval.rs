@@ -161,11 +161,15 @@ pub(crate) fn evaluate_group(
         off += total;
     }
     if from < rl.rows(raw) {
-        for (i, slot) in layout.slots.iter().enumerate() {
-            let c = group.cols[i];
+        for &c in &group.columns {
             let col = &mut scratch.cols[c];
             col.gather(stamp, raw, rl, c);
-            add_raw(slot, &mut accs[i], &mut bufs[i], &col.view(from), t);
+            let view = col.view(from);
+            for (i, slot) in layout.slots.iter().enumerate() {
+                if group.cols[i] == c {
+                    add_raw(slot, &mut accs[i], &mut bufs[i], &view, t);
+                }
+            }
         }
     }
     for (i, slot) in layout.slots.iter().enumerate() {
@@ -175,7 +179,7 @@ pub(crate) fn evaluate_group(
 
 /// [`evaluate_group`] for a window without tiles (every event in it is a raw row, the usual
 /// case): each feature is computed straight from its gathered column, with no accumulator
-/// in between; the values are the same as the accumulator path gives for the same rows.
+/// in between. Its quantiles are exact, and its distinct counts up to [`SPARSE_MAX`] keys.
 fn evaluate_raw(
     group: &Group,
     raw: &[u64],
