@@ -17,8 +17,8 @@
 # events within 5, 10 and 25 ms, and the bucket holding its P99. The source topic stamps
 # records with the broker's append time (`message.timestamp.type = LogAppendTime`), so the
 # same shares are printed for append -> prediction (`nowcast_ingest_to_prediction_seconds`:
-# fetch, decode, features, scoring) apart from event -> append (the generator's producer and
-# the broker's request handling), whose share of the tail it leaves. Also printed: the whole run's
+# fetch, decode, features, scoring); the difference from event -> prediction is the time before
+# the append (the generator's producer and the broker's request handling). Also printed: the whole run's
 # P50/P99/P99.9 (warm-up included) and the median and worst per-second P99 of the measured
 # window. Broker: NOWCAST_KAFKA, else scripts/kafka.sh start.
 set -euo pipefail

@@ -38,7 +38,8 @@ struct VarBuf {
     cells: Vec<Cell>,
     /// Raw cells for `last_n`, newest first.
     pending: Vec<Cell>,
-    /// Raw values for an exact quantile (no tiles in the window).
+    /// Raw values for an exact quantile of more than [`small::SMALL`] values (no tiles in
+    /// the window).
     vals: Vec<f64>,
     /// Counts the distinct keys of a small distinct count without sorting them.
     set: SmallSet,
@@ -97,7 +98,6 @@ fn init(slot: &Slot, buf: &mut VarBuf) -> Acc {
             buf.bins.clear();
             buf.cells.clear();
             buf.pending.clear();
-            buf.vals.clear();
             Acc::Var
         }
     }
@@ -468,7 +468,9 @@ const _: () = assert!(SET_MAX <= SPARSE_MAX);
 
 /// An open-addressing set of keys that is never cleared: a slot belongs to the current count
 /// only if it carries the current stamp. Counting ~20 keys this way replaced sorting and
-/// deduplicating them (the distinct count was the second most expensive aggregation).
+/// deduplicating them (the distinct count was the second most expensive aggregation); raw
+/// windows of up to [`small::SMALL`] keys now go to [`small::distinct`], so this counts the
+/// larger ones (up to [`SET_MAX`]).
 #[derive(Debug, Default)]
 struct SmallSet {
     slots: Vec<(u64, u32)>,

@@ -18,13 +18,18 @@ use crate::state::{RowLayout, TAG_HASH, TAG_NUM, TAG_SKIP};
 /// oldest first, gathered once per evaluation; each group reads the suffix of its own window
 /// through [`Gathered::view`] (the windows of a source all end at the evaluation time, so
 /// each one's rows are a suffix of the widest one's).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gathered {
-    /// Evaluation stamp this column was gathered for (see [`Gathered::gather`]).
+    /// Evaluation stamp this column was gathered for (see [`Gathered::gather`]); `u64::MAX`
+    /// (never a stamp in use) until the first gather.
     stamp: u64,
-    /// Backing arrays, at least as long as the rows gathered; the first `present` (keys) or
-    /// `n` (numbers) elements are valid. They are written at an index that advances by
-    /// whether the row counts, without a branch or a capacity check per push.
+    /// The rows gathered for `stamp` (address, length): a caller that passed other rows
+    /// under the same stamp would read stale columns (checked in debug builds).
+    source: (usize, usize),
+    /// Backing arrays, at least as long as the rows gathered; the first
+    /// `keys_before[rows]` keys and `nums_before[rows]` numbers are valid. They are written
+    /// at an index that advances by whether the row counts, without a data-dependent branch
+    /// or a capacity check per row.
     keys: Vec<u64>,
     key_times: Vec<Millis>,
     nums: Vec<f64>,
@@ -53,13 +58,34 @@ pub(crate) struct View<'a> {
     pub(crate) basic: (f64, f64, f64, f64),
 }
 
+impl Default for Gathered {
+    fn default() -> Gathered {
+        Gathered {
+            stamp: u64::MAX,
+            source: (0, 0),
+            keys: Vec::new(),
+            key_times: Vec::new(),
+            nums: Vec::new(),
+            num_times: Vec::new(),
+            num_seqs: Vec::new(),
+            keys_before: Vec::new(),
+            nums_before: Vec::new(),
+            rows: 0,
+        }
+    }
+}
+
 impl Gathered {
-    /// Gathers column `c` of `rows` unless it was already gathered for `stamp`.
+    /// Gathers column `c` of `rows` unless it was already gathered for `stamp` (the caller
+    /// takes a new stamp for other rows, see [`crate::eval::Scratch::next_rows`]).
     pub(crate) fn gather(&mut self, stamp: u64, rows: &[u64], rl: &RowLayout, c: usize) {
+        let source = (rows.as_ptr() as usize, rows.len());
         if self.stamp == stamp {
+            debug_assert_eq!(self.source, source, "other rows under the same stamp");
             return;
         }
         self.stamp = stamp;
+        self.source = source;
         let len = rows.len() / rl.stride;
         self.rows = len;
         if self.keys.len() < len {

@@ -351,7 +351,7 @@ mod tests {
                 40_000 + i * 3_000,
                 &[
                     Input::Num(12.34 + i as f64),
-                    Input::Hash(i * 0x9e37_79b9_7f4a_7c15),
+                    Input::Hash(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
                 ],
             );
         }

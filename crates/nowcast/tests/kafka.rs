@@ -582,8 +582,19 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // A stop whose final snapshot fails still commits and exits 0.
-    std::fs::create_dir_all(&blockers[0]).unwrap();
+    // A stop whose final snapshot fails still commits and exits 0. (A periodic snapshot may
+    // hold the temporary file for a moment: retry until the blocker is a directory.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::create_dir(&blockers[0]).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cannot block snapshots again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let failures = |text: &str| text.matches("local snapshot not written").count();
+    let before = failures(&std::fs::read_to_string(&log).unwrap());
+    let kept = std::fs::read(store.join("p-0000.snap")).unwrap();
     terminate(&child);
     let status = wait(&mut child, Duration::from_secs(60));
     assert!(
@@ -591,6 +602,13 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
         "graceful stop failed ({status}); {}",
         harness::log_summary(&log, 40, 5)
     );
+    assert!(
+        failures(&std::fs::read_to_string(&log).unwrap()) > before,
+        "the final snapshot did not fail; {}",
+        harness::log_summary(&log, 40, 5)
+    );
+    // The partition whose final snapshot failed keeps its older, consistent one.
+    assert_eq!(std::fs::read(store.join("p-0000.snap")).unwrap(), kept);
     check_final(&p, &BTreeMap::new());
 }
 
