@@ -161,16 +161,9 @@ pub(crate) fn evaluate_group(
         off += total;
     }
     if from < rl.rows(raw) {
-        for &c in &group.columns {
-            let col = &mut scratch.cols[c];
-            col.gather(stamp, raw, rl, c);
-            let view = col.view(from);
-            for (i, slot) in layout.slots.iter().enumerate() {
-                if group.cols[i] == c {
-                    add_raw(slot, &mut accs[i], &mut bufs[i], &view, t);
-                }
-            }
-        }
+        each_view(group, &mut scratch.cols, stamp, raw, from, rl, |i, view| {
+            add_raw(&layout.slots[i], &mut accs[i], &mut bufs[i], view, t);
+        });
     }
     for (i, slot) in layout.slots.iter().enumerate() {
         finish(slot, accs[i], &mut bufs[i], t, &mut out[group.features[i]]);
@@ -194,13 +187,30 @@ fn evaluate_raw(
         scratch.bufs.push(VarBuf::default());
     }
     let buf = &mut scratch.bufs[0];
+    each_view(group, &mut scratch.cols, stamp, raw, from, rl, |i, view| {
+        let slot = &group.layout.slots[i];
+        raw_feature(slot, view, buf, t, &mut out[group.features[i]]);
+    });
+}
+
+/// Calls `f(i, view)` for each feature `i` of `group` with its column's window (the rows
+/// of `raw` from row `from` on): each column is gathered (once per stamp) and viewed once.
+fn each_view(
+    group: &Group,
+    cols: &mut [Gathered],
+    stamp: u64,
+    raw: &[u64],
+    from: usize,
+    rl: &RowLayout,
+    mut f: impl FnMut(usize, &View),
+) {
     for &c in &group.columns {
-        let col = &mut scratch.cols[c];
+        let col = &mut cols[c];
         col.gather(stamp, raw, rl, c);
-        let g = col.view(from);
-        for (i, slot) in group.layout.slots.iter().enumerate() {
-            if group.cols[i] == c {
-                raw_feature(slot, &g, buf, t, &mut out[group.features[i]]);
+        let view = col.view(from);
+        for (i, &fc) in group.cols.iter().enumerate() {
+            if fc == c {
+                f(i, &view);
             }
         }
     }
@@ -208,75 +218,67 @@ fn evaluate_raw(
 
 /// One feature of [`evaluate_raw`] from its column's window `g`.
 fn raw_feature(slot: &Slot, g: &View, buf: &mut VarBuf, t: Millis, o: &mut FeatureValue) {
-    {
-        let (n, sum, min, max) = g.basic;
-        let num = |ok: bool, x: f64| {
-            if ok {
-                FeatureValue::Num(x)
-            } else {
-                FeatureValue::Null
-            }
-        };
-        *o = match slot.agg {
-            Aggregation::Count => FeatureValue::Num(g.keys.len() as f64),
-            Aggregation::Sum => FeatureValue::Num(0.0 + sum),
-            Aggregation::Mean => num(n > 0.0, (0.0 + sum) / n),
-            Aggregation::Min => num(min != f64::INFINITY, min),
-            Aggregation::Max => num(max != f64::NEG_INFINITY, max),
-            Aggregation::StdDev if n == 0.0 => FeatureValue::Null,
-            Aggregation::StdDev => {
-                let mean = sum / n;
-                let m2: f64 = g.nums.iter().map(|x| (x - mean) * (x - mean)).sum();
-                FeatureValue::Num((m2.max(0.0) / n).sqrt())
-            }
-            Aggregation::Last => match g.nums.len().checked_sub(1) {
-                Some(l) if g.num_seqs[l] != 0 => FeatureValue::Num(g.nums[l]),
-                _ => FeatureValue::Null,
-            },
-            Aggregation::TimeSinceLast => match g.newest_present {
-                Some(m) if m != Millis::MIN => FeatureValue::Num((t as f64 - m as f64) / 1000.0),
-                _ => FeatureValue::Null,
-            },
-            Aggregation::DecayedSum { half_life } => {
-                let hl = half_life as f64;
-                let mut s = 0.0;
-                for (x, &time) in g.nums.iter().zip(g.num_times) {
-                    s += x * (-((t as f64 - time as f64) / hl)).exp2();
-                }
-                FeatureValue::Num(s)
-            }
-            Aggregation::DistinctCount if g.keys.len() <= small::SMALL => {
-                FeatureValue::Num(small::distinct(g.keys) as f64)
-            }
-            Aggregation::DistinctCount => {
-                buf.is_dense = false;
-                buf.hashes.clear();
-                buf.hashes.extend_from_slice(g.keys);
-                FeatureValue::Num(distinct(buf, false))
-            }
-            Aggregation::Quantile { .. } if g.nums.is_empty() => FeatureValue::Null,
-            // Every event of the window is raw: the exact value at the rank.
-            Aggregation::Quantile { q, .. } if g.nums.len() <= small::SMALL => {
-                let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
-                FeatureValue::Num(small::value_at_rank(g.nums, r))
-            }
-            Aggregation::Quantile { q, .. } => {
-                buf.vals.clear();
-                buf.vals.extend_from_slice(g.nums);
-                let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
-                FeatureValue::Num(*buf.vals.select_nth_unstable_by(r, f64::total_cmp).1)
-            }
-            Aggregation::LastN(k) => {
-                let mut list = match std::mem::replace(o, FeatureValue::Null) {
-                    FeatureValue::List(l) => l,
-                    _ => Vec::with_capacity(k),
-                };
-                list.clear();
-                list.extend(g.nums.iter().rev().take(k));
-                FeatureValue::List(list)
-            }
-        };
-    }
+    let (n, sum, min, max) = g.basic;
+    let num = |ok: bool, x: f64| {
+        if ok {
+            FeatureValue::Num(x)
+        } else {
+            FeatureValue::Null
+        }
+    };
+    *o = match slot.agg {
+        Aggregation::Count => FeatureValue::Num(g.keys.len() as f64),
+        Aggregation::Sum => FeatureValue::Num(0.0 + sum),
+        Aggregation::Mean => num(n > 0.0, (0.0 + sum) / n),
+        Aggregation::Min => num(min != f64::INFINITY, min),
+        Aggregation::Max => num(max != f64::NEG_INFINITY, max),
+        Aggregation::StdDev if n == 0.0 => FeatureValue::Null,
+        Aggregation::StdDev => {
+            let mean = sum / n;
+            FeatureValue::Num((g.squared_deviations(mean).max(0.0) / n).sqrt())
+        }
+        Aggregation::Last => match g.nums.len().checked_sub(1) {
+            Some(l) if g.num_seqs[l] != 0 => FeatureValue::Num(g.nums[l]),
+            _ => FeatureValue::Null,
+        },
+        Aggregation::TimeSinceLast => match g.newest_present {
+            Some(m) if m != Millis::MIN => FeatureValue::Num((t as f64 - m as f64) / 1000.0),
+            _ => FeatureValue::Null,
+        },
+        Aggregation::DecayedSum { half_life } => {
+            FeatureValue::Num(g.decayed_sum(0.0, t, half_life))
+        }
+        Aggregation::DistinctCount if g.keys.len() <= small::SMALL => {
+            FeatureValue::Num(small::distinct(g.keys) as f64)
+        }
+        Aggregation::DistinctCount => {
+            buf.is_dense = false;
+            buf.hashes.clear();
+            buf.hashes.extend_from_slice(g.keys);
+            FeatureValue::Num(distinct(buf, false))
+        }
+        Aggregation::Quantile { .. } if g.nums.is_empty() => FeatureValue::Null,
+        // Every event of the window is raw: the exact value at the rank.
+        Aggregation::Quantile { q, .. } if g.nums.len() <= small::SMALL => {
+            let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
+            FeatureValue::Num(small::value_at_rank(g.nums, r))
+        }
+        Aggregation::Quantile { q, .. } => {
+            buf.vals.clear();
+            buf.vals.extend_from_slice(g.nums);
+            let r = ddsketch::rank(q, g.nums.len() as u64) as usize;
+            FeatureValue::Num(*buf.vals.select_nth_unstable_by(r, f64::total_cmp).1)
+        }
+        Aggregation::LastN(k) => {
+            let mut list = match std::mem::replace(o, FeatureValue::Null) {
+                FeatureValue::List(l) => l,
+                _ => Vec::with_capacity(k),
+            };
+            list.clear();
+            list.extend(g.nums.iter().rev().take(k));
+            FeatureValue::List(list)
+        }
+    };
 }
 
 /// Adds the raw rows of the window (column `g`, gathered) to one feature's accumulator. Raw
@@ -296,10 +298,7 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &View, t: Millis) {
             }
         }
         (Acc::Sum(s), Aggregation::DecayedSum { half_life }) => {
-            let hl = half_life as f64;
-            for (x, &time) in g.nums.iter().zip(g.num_times) {
-                *s += x * (-((t as f64 - time as f64) / hl)).exp2();
-            }
+            *s = g.decayed_sum(*s, t, half_life);
         }
         (Acc::Sum(s), _) if n > 0.0 => *s += sum,
         (Acc::Mean(an, s), _) => {
@@ -310,8 +309,7 @@ fn add_raw(slot: &Slot, acc: &mut Acc, buf: &mut VarBuf, g: &View, t: Millis) {
         (Acc::Max(m), _) => *m = m.max(max),
         (Acc::Std(a), _) if n > 0.0 => {
             let mean = sum / n;
-            let m2 = g.nums.iter().map(|x| (x - mean) * (x - mean)).sum();
-            *a = merge_moments(*a, [n, mean, m2]);
+            *a = merge_moments(*a, [n, mean, g.squared_deviations(mean)]);
         }
         (Acc::Last(c), _) => {
             if let Some(i) = g.nums.len().checked_sub(1) {

@@ -58,6 +58,24 @@ pub(crate) struct View<'a> {
     pub(crate) basic: (f64, f64, f64, f64),
 }
 
+impl View<'_> {
+    /// `start` plus each number decayed from its time to `t` (`x·2^(−(t−time)/half_life)`),
+    /// added oldest first.
+    pub(crate) fn decayed_sum(&self, start: f64, t: Millis, half_life: Millis) -> f64 {
+        let hl = half_life as f64;
+        let mut s = start;
+        for (x, &time) in self.nums.iter().zip(self.num_times) {
+            s += x * (-((t as f64 - time as f64) / hl)).exp2();
+        }
+        s
+    }
+
+    /// The sum of the numbers' squared deviations from `mean`.
+    pub(crate) fn squared_deviations(&self, mean: f64) -> f64 {
+        self.nums.iter().map(|x| (x - mean) * (x - mean)).sum()
+    }
+}
+
 impl Default for Gathered {
     fn default() -> Gathered {
         Gathered {

@@ -352,6 +352,7 @@ impl<R: Read> Dec<R> {
     }
 }
 
+/// Reads one entity's state written in format `version` (checked by the caller).
 pub(crate) fn read_entity<R: Read>(
     d: &mut Dec<R>,
     engine: &Engine,

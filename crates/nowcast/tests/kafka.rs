@@ -10,6 +10,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use harness::{assert_same_state, broker, terminate, wait, Pipeline, Rec};
+use nowcast_kafka::store::path as snapshot;
 use rand::{Rng, SeedableRng};
 
 /// A valid event as the generator writes it.
@@ -144,17 +145,8 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
     let mut killed_mid_run = 0;
     // Instance a's local store: the last kill waits until every partition has a snapshot, so
     // the final restart must start from them (a kill before the first snapshot is random).
-    let store = p
-        .dir
-        .path()
-        .join("data/kafka")
-        .join(&p.kafka().group)
-        .join("a");
-    let snapshots = || {
-        (0..4)
-            .filter(|i| store.join(format!("p-{i:04}.snap")).exists())
-            .count()
-    };
+    let store = p.store_dir("a");
+    let snapshots = || (0..4).filter(|&i| snapshot(&store, i).exists()).count();
     for round in 0..3 {
         let mut child = p.spawn("a", &[]);
         std::thread::sleep(Duration::from_millis(rng.gen_range(1_500..4_000)));
@@ -543,14 +535,9 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
     let p = Pipeline::new(&b, 2, "exactly-once");
     // The local store of instance "a": a directory where each snapshot's temporary file goes
     // makes every snapshot write fail (as a full or read-only disk would, even for root).
-    let store = p
-        .dir
-        .path()
-        .join("data/kafka")
-        .join(&p.kafka().group)
-        .join("a");
+    let store = p.store_dir("a");
     let blockers: Vec<_> = (0..2)
-        .map(|q| store.join(format!("p-{q:04}.snap.tmp")))
+        .map(|q| snapshot(&store, q).with_extension("snap.tmp"))
         .collect();
     for d in &blockers {
         std::fs::create_dir_all(d).unwrap();
@@ -566,7 +553,7 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
         "{}",
         harness::log_summary(&log, 40, 5)
     );
-    assert!(!store.join("p-0000.snap").exists() && !store.join("p-0001.snap").exists());
+    assert!(!snapshot(&store, 0).exists() && !snapshot(&store, 1).exists());
     // Once the disk takes writes again, the next interval writes them.
     for d in &blockers {
         std::fs::remove_dir(d).unwrap();
@@ -574,7 +561,7 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
     p.generate(5_000, 2_000, 32);
     p.wait_caught_up(Duration::from_secs(120));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(store.join("p-0000.snap").exists() && store.join("p-0001.snap").exists()) {
+    while !(snapshot(&store, 0).exists() && snapshot(&store, 1).exists()) {
         assert!(
             std::time::Instant::now() < deadline,
             "no snapshot after the disk recovered; {}",
@@ -594,7 +581,7 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
     }
     let failures = |text: &str| text.matches("local snapshot not written").count();
     let before = failures(&std::fs::read_to_string(&log).unwrap());
-    let kept = std::fs::read(store.join("p-0000.snap")).unwrap();
+    let kept = std::fs::read(snapshot(&store, 0)).unwrap();
     terminate(&child);
     let status = wait(&mut child, Duration::from_secs(60));
     assert!(
@@ -608,7 +595,7 @@ fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
         harness::log_summary(&log, 40, 5)
     );
     // The partition whose final snapshot failed keeps its older, consistent one.
-    assert_eq!(std::fs::read(store.join("p-0000.snap")).unwrap(), kept);
+    assert_eq!(std::fs::read(snapshot(&store, 0)).unwrap(), kept);
     check_final(&p, &BTreeMap::new());
 }
 

@@ -175,6 +175,16 @@ impl Pipeline {
         p
     }
 
+    /// The local state store directory of instance `instance` (`data_dir` is `data` next to
+    /// the spec).
+    pub fn store_dir(&self, instance: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("data/kafka")
+            .join(&self.kafka().group)
+            .join(instance)
+    }
+
     pub fn kafka(&self) -> &nowcast_spec::KafkaSpec {
         self.spec.kafka.as_ref().unwrap()
     }
