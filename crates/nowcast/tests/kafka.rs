@@ -325,6 +325,15 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
     p.wait_caught_up(Duration::from_secs(120));
     let (oracle, keys) = p.oracle();
     assert_served_like_oracle(&addr, &p, &oracle, &keys);
+    // Latency from the event and from the record's timestamp, for every prediction.
+    let metrics = http_get(&addr, "/metrics");
+    for name in ["event_to_prediction", "ingest_to_prediction"] {
+        let count = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("nowcast_{name}_seconds_count ")))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert_eq!(count, Some(20_000.0), "nowcast_{name}_seconds in {metrics}");
+    }
     let unknown = http_get(&addr, "/v1/features/nobody-at-all");
     assert!(unknown.contains("unknown_entity"), "{unknown}");
     // POST /v1/predict scores a known entity on its live features plus request fields.
