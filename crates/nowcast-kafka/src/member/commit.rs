@@ -120,9 +120,17 @@ impl MemberState {
                     let meta = consumer.group_metadata().ok_or_else(|| {
                         KafkaError::Unreachable("no consumer group metadata yet".into())
                     })?;
-                    self.producer
-                        .send_offsets_to_transaction(&tpl, &meta, CALL_TIMEOUT)
-                        .map_err(|e| KafkaError::client("adding offsets to the transaction", e))?;
+                    // Against a deadline of ours: this call can block for good after a
+                    // broker restart (see `deadline`).
+                    deadline::within(
+                        &self.producer,
+                        CALL_TIMEOUT + Duration::from_secs(5),
+                        "adding offsets to the transaction",
+                        move |producer| {
+                            producer.send_offsets_to_transaction(&tpl, &meta, CALL_TIMEOUT)
+                        },
+                    )?
+                    .map_err(|e| KafkaError::client("adding offsets to the transaction", e))?;
                 }
                 // `commit_transaction` first flushes through `Producer::flush`, which on a
                 // threaded producer polls the event queue in up-to-100 ms waits while the

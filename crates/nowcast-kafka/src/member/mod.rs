@@ -40,6 +40,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 mod commit;
+mod deadline;
 mod records;
 mod snapshot;
 
@@ -128,7 +129,8 @@ struct MemberState {
     stage: Stage,
     /// The topic this member consumes.
     topic: String,
-    producer: ThreadedProducer<ProdCtx>,
+    /// Shared with calls run against a deadline (see [`deadline`]).
+    producer: Arc<ThreadedProducer<ProdCtx>>,
     reader: BaseConsumer,
     parts: BTreeMap<i32, Part>,
     /// A transaction is open (exactly-once) / records were produced since the last commit.
@@ -312,7 +314,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
             name,
             stage,
             topic: topic.clone(),
-            producer,
+            producer: Arc::new(producer),
             reader,
             parts: BTreeMap::new(),
             pending: false,
@@ -567,10 +569,22 @@ impl MemberState {
         }
         let outstanding = &self.producer.context().outstanding[self.epoch % EPOCHS];
         outstanding.fetch_add(1, Ordering::AcqRel);
+        // A full queue empties as the broker acknowledges; one that stays full (a broker that
+        // stays away) fails the member after CALL_TIMEOUT instead of holding it here.
+        let mut full_since: Option<Instant> = None;
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
                 Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= CALL_TIMEOUT {
+                        outstanding.fetch_sub(1, Ordering::AcqRel);
+                        return Err(KafkaError::Unreachable(format!(
+                            "producing to {topic}: the producer's queue stayed full for {} s ({} records not acknowledged)",
+                            CALL_TIMEOUT.as_secs(),
+                            self.producer.in_flight_count()
+                        )));
+                    }
                     rec = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }

@@ -683,12 +683,18 @@ pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
         .lines()
         .filter(|l| !l.starts_with("nowcast: librdkafka "))
         .partition(|l| l.contains(" ev/s | "));
+    let client: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("nowcast: librdkafka "))
+        .filter(|l| l.contains(" warning ") || l.contains(" error "))
+        .collect();
     let tail = |v: &[&str], n: usize| v[v.len().saturating_sub(n)..].join("\n");
     format!(
-        "{} (kept as {}): without status lines it ends with:\n{}\nits last status lines:\n{}",
+        "{} (kept as {}): without status lines it ends with:\n{}\nits last librdkafka warnings and errors:\n{}\nits last status lines:\n{}",
         log.display(),
         kept.display(),
         tail(&ev, events),
+        tail(&client, 12),
         tail(&st, status)
     )
 }
@@ -710,7 +716,11 @@ pub fn dump_stacks(pid: u32, name: &str) -> String {
         Ok(o) if o.status.success() => {
             let path = std::env::temp_dir().join(format!("nowcast-failed-{name}-stacks.txt"));
             let _ = std::fs::write(&path, &o.stdout);
-            format!("thread stacks in {}", path.display())
+            format!(
+                "thread stacks in {}; the processing threads:\n{}",
+                path.display(),
+                processing_stacks(&String::from_utf8_lossy(&o.stdout))
+            )
         }
         Ok(o) => format!(
             "no thread stacks (gdb: {})",
@@ -718,6 +728,37 @@ pub fn dump_stacks(pid: u32, name: &str) -> String {
         ),
         Err(e) => format!("no thread stacks (gdb: {e})"),
     }
+}
+
+/// The stacks of nowcast's processing threads (`nowcast-kafka-N`, `nowcast-rekey-N`) and of
+/// calls they run on threads of their own, out of gdb's `thread apply all bt`: each thread's
+/// header and its first frames, function names only, so a failure's own output says where a
+/// stuck member waits (the full dump stays in the file).
+fn processing_stacks(gdb: &str) -> String {
+    let mut out = String::new();
+    for block in gdb.split("\nThread ").skip(1) {
+        let mut lines = block.lines();
+        let header = lines.next().unwrap_or_default();
+        if !["\"nowcast-kafka", "\"nowcast-rekey", "\"nowcast-txn"]
+            .iter()
+            .any(|n| header.contains(n))
+        {
+            continue;
+        }
+        out.push_str("Thread ");
+        out.push_str(header);
+        out.push('\n');
+        for frame in lines.filter(|l| l.starts_with('#')).take(14) {
+            // "#3  0x... in name (args...) at file:line" -> "#3 name"
+            let mut words = frame.split_whitespace();
+            let num = words.next().unwrap_or_default();
+            let name = words
+                .find(|w| !w.starts_with("0x") && *w != "in")
+                .unwrap_or_default();
+            out.push_str(&format!("  {num} {name}\n"));
+        }
+    }
+    out
 }
 
 /// Partitions an instance owns according to its log (assigned minus revoked lines of
