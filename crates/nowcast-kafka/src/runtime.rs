@@ -34,6 +34,9 @@ pub struct KafkaOptions {
     pub fault_abort_after: Option<u64>,
     /// Fail the first revocation's commit as a broker refusal would (rebalance tests).
     pub fault_fail_revoke: bool,
+    /// Make the first call adding offsets to a transaction never return in time, as
+    /// librdkafka's can after a broker restart (recovery tests).
+    pub fault_stall_offsets: bool,
 }
 
 /// A running instance.
@@ -200,6 +203,7 @@ impl KafkaRuntime {
             stop: AtomicBool::new(false),
             fault_abort_after: opts.fault_abort_after,
             fault_fail_revoke: AtomicBool::new(opts.fault_fail_revoke),
+            fault_stall_offsets: AtomicBool::new(opts.fault_stall_offsets),
             processed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),

@@ -48,6 +48,9 @@ pub struct Shared {
     pub fault_abort_after: Option<u64>,
     /// Fail the commit of the next revocation once (`NOWCAST_FAULT_FAIL_REVOKE`): tests.
     pub fault_fail_revoke: AtomicBool,
+    /// Stall the next call adding offsets to a transaction past its deadline, once
+    /// (`NOWCAST_FAULT_STALL_OFFSETS`): tests.
+    pub fault_stall_offsets: AtomicBool,
     /// Records processed by this instance.
     pub processed: AtomicU64,
     /// Transactions (or at-least-once commits) completed.

@@ -24,6 +24,7 @@ pub fn run(
         instance: a.instance.clone(),
         fault_abort_after: fault,
         fault_fail_revoke: std::env::var("NOWCAST_FAULT_FAIL_REVOKE").is_ok_and(|v| v == "1"),
+        fault_stall_offsets: std::env::var("NOWCAST_FAULT_STALL_OFFSETS").is_ok_and(|v| v == "1"),
     };
     let stop = crate::demo::ctrl_c_flag()?;
     let mut rt = KafkaRuntime::start(spec, opts, a.connect_timeout)?;

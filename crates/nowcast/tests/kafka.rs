@@ -662,6 +662,40 @@ fn broker_restart_mid_run_loses_nothing() {
 }
 
 #[test]
+fn commit_call_that_never_returns_rebuilds_the_member_exactly_once() {
+    // librdkafka's send_offsets_to_transaction can wait forever after a broker restart (a CI
+    // run stalled for good in it). The fault makes the first such call hang: the member must
+    // abandon that producer, be rebuilt with a new one that fences it, and stay exactly-once
+    // when the abandoned call finally returns.
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 2, "exactly-once");
+    p.generate(40_000, 5_000, 23);
+    let fault = [("NOWCAST_FAULT_STALL_OFFSETS", "1".to_string())];
+    let (mut child, log) = p.spawn_logged("a", &fault);
+    p.wait_caught_up(Duration::from_secs(180));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("adding offsets to the transaction stalls")
+            && text.contains("adding offsets to the transaction did not return within 3 s")
+            && text.contains("rebuilding its producer and consumer"),
+        "{}",
+        harness::log_summary(&log, 40, 5)
+    );
+    // Past the abandoned call's return: its late offsets must not move anything.
+    std::thread::sleep(Duration::from_secs(20));
+    p.generate(4_000, 5_000, 24);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "graceful stop failed ({status}); {}",
+        harness::log_summary(&log, 40, 5)
+    );
+    check_final(&p, &BTreeMap::new());
+}
+
+#[test]
 fn source_keyed_by_session_is_rekeyed_by_entity_exactly_once() {
     let Some(b) = broker() else { return };
     // 3 source partitions keyed by session; 4 entity partitions downstream.

@@ -122,11 +122,25 @@ impl MemberState {
                     })?;
                     // Against a deadline of ours: this call can block for good after a
                     // broker restart (see `deadline`).
+                    let stall = shared.fault_stall_offsets.swap(false, Ordering::AcqRel);
+                    let limit = if stall {
+                        eprintln!(
+                            "nowcast: fault injection: adding offsets to the transaction stalls (NOWCAST_FAULT_STALL_OFFSETS)"
+                        );
+                        Duration::from_secs(3)
+                    } else {
+                        CALL_TIMEOUT + Duration::from_secs(5)
+                    };
                     deadline::within(
                         &self.producer,
-                        CALL_TIMEOUT + Duration::from_secs(5),
+                        limit,
                         "adding offsets to the transaction",
                         move |producer| {
+                            if stall {
+                                // Returns, on its abandoned producer, long after the member
+                                // was rebuilt: that producer has been fenced by then.
+                                std::thread::sleep(Duration::from_secs(20));
+                            }
                             producer.send_offsets_to_transaction(&tpl, &meta, CALL_TIMEOUT)
                         },
                     )?
