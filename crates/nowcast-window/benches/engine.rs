@@ -22,6 +22,8 @@
 //! `NOWCAST_BENCH_ROUNDS=N` runs N rounds instead of 5. At the end the state is encoded as a
 //! snapshot and decoded again (restore speed).
 //!
+//! `NOWCAST_BENCH_WINDOWS=1d` (or `5m,1h`, …) keeps only those windows.
+//!
 //! `NOWCAST_BENCH_ONLY=i` keeps only aggregation `i` of the list in [`config`] (one feature
 //! per window, all on the amount): with `NOWCAST_BENCH_ENTITIES=20000` (state in cache) the
 //! difference between the rates with and without evaluation is that aggregation's evaluation
@@ -90,7 +92,15 @@ impl Rng {
 
 fn config() -> EngineConfig {
     let mut features = Vec::new();
+    // `NOWCAST_BENCH_WINDOWS=1d` (or `5m,1h`, …) keeps only those windows.
+    let windows = std::env::var("NOWCAST_BENCH_WINDOWS").ok();
     for (name, w) in [("5m", 300_000i64), ("1h", 3_600_000), ("1d", DAY)] {
+        if windows
+            .as_ref()
+            .is_some_and(|ws| !ws.split(',').any(|x| x == name))
+        {
+            continue;
+        }
         let aggs = [
             Aggregation::Count,
             Aggregation::Sum,
