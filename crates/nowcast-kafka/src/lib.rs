@@ -5,7 +5,8 @@
 //! - [`runtime`]: an instance — consumer-group members (one thread, consumer and producer
 //!   each) that decode, apply, score and produce, committing the state changelog, outputs and
 //!   offsets together (exactly-once) or in order (at-least-once); serving over owned state;
-//! - [`restore`]: rebuilding a partition's state from the feature-store topic.
+//! - [`restore`]: rebuilding a partition's state from the feature-store topic;
+//! - [`telemetry`]: descriptions of the metrics recorded here.
 #![deny(missing_docs)]
 
 pub mod client;
@@ -17,6 +18,7 @@ pub mod restore;
 pub mod runtime;
 pub mod shared;
 pub mod store;
+pub mod telemetry;
 pub mod topics;
 
 pub use error::KafkaError;

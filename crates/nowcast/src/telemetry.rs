@@ -12,5 +12,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .install_recorder()?;
     nowcast_pipeline::stats::describe();
     nowcast_serve::metrics::describe();
+    nowcast_kafka::telemetry::describe();
     Ok(handle)
 }

@@ -334,6 +334,13 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
             .and_then(|v| v.trim().parse::<f64>().ok());
         assert_eq!(count, Some(20_000.0), "nowcast_{name}_seconds in {metrics}");
     }
+    // The Kafka runtime's own metrics carry their descriptions.
+    for help in [
+        "# HELP nowcast_kafka_commits_total ",
+        "# HELP nowcast_feature_store_records_total ",
+    ] {
+        assert!(metrics.contains(help), "{help} in {metrics}");
+    }
     let unknown = http_get(&addr, "/v1/features/nobody-at-all");
     assert!(unknown.contains("unknown_entity"), "{unknown}");
     // POST /v1/predict scores a known entity on its live features plus request fields.
