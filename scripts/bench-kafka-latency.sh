@@ -3,7 +3,7 @@
 #
 #   scripts/bench-kafka-latency.sh [--rate N] [--seconds S] [--warmup W]
 #                                  [--delivery at-least-once|exactly-once] [--threads N]
-#                                  [--commit-interval DURATION]
+#                                  [--commit-interval DURATION] [--snapshot-interval DURATION]
 #
 # A copy of examples/kafka/pipeline.toml with unique topics and group; `nowcast topics apply`;
 # `nowcast run` starts and owns its partitions; then `nowcast generate --live` produces N events
@@ -24,7 +24,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-rate=30000 seconds=30 warmup=20 delivery=at-least-once threads=1 port=18089 commit=100ms
+rate=30000 seconds=30 warmup=20 delivery=at-least-once threads=1 port=18089 commit=100ms snapshot=60s
 while [ $# -gt 0 ]; do
     case "$1" in
     --rate) rate="$2"; shift 2 ;;
@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
     --delivery) delivery="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --commit-interval) commit="$2"; shift 2 ;;
+    --snapshot-interval) snapshot="$2"; shift 2 ;;
     *) sed -n '2,23p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -50,6 +51,7 @@ id="lat$(date +%s%N | tail -c 10)"
 sed -e "s/card-fraud\./$id./g" -e "s/\"nowcast-card-fraud\"/\"$id\"/" -e "s/^name = \"card-fraud\"/name = \"$id\"/" \
     -e "s#../../models#$root/models#" -e "s/^delivery = .*/delivery = \"$delivery\"/" \
     -e "s/^commit_interval = .*/commit_interval = \"$commit\"/" \
+    -e "s/^snapshot_interval = \"[^\"]*\"/snapshot_interval = \"$snapshot\"/" \
     -e "s/^threads = 1 /threads = $threads /" -e 's/^data_dir = .*/data_dir = "data"/' \
     examples/kafka/pipeline.toml >"$work/pipeline.toml"
 "$bin" topics apply --config "$work/pipeline.toml" >&2
