@@ -4,6 +4,7 @@
 #   scripts/bench-kafka-latency.sh [--rate N] [--seconds S] [--warmup W]
 #                                  [--delivery at-least-once|exactly-once] [--threads N]
 #                                  [--commit-interval DURATION] [--snapshot-interval DURATION]
+#                                  [--producer KEY=VALUE]...
 #
 # A copy of examples/kafka/pipeline.toml with unique topics and group; `nowcast topics apply`;
 # `nowcast run` starts and owns its partitions; then `nowcast generate --live` produces N events
@@ -25,6 +26,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 rate=30000 seconds=30 warmup=20 delivery=at-least-once threads=1 port=18089 commit=100ms snapshot=60s
+producer=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --rate) rate="$2"; shift 2 ;;
@@ -34,7 +36,8 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --commit-interval) commit="$2"; shift 2 ;;
     --snapshot-interval) snapshot="$2"; shift 2 ;;
-    *) sed -n '2,23p' "$0" >&2; exit 2 ;;
+    --producer) producer+=("$2"); shift 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
     esac
 done
 export RUST_BACKTRACE=0
@@ -54,6 +57,13 @@ sed -e "s/card-fraud\./$id./g" -e "s/\"nowcast-card-fraud\"/\"$id\"/" -e "s/^nam
     -e "s/^snapshot_interval = \"[^\"]*\"/snapshot_interval = \"$snapshot\"/" \
     -e "s/^threads = 1 /threads = $threads /" -e 's/^data_dir = .*/data_dir = "data"/' \
     examples/kafka/pipeline.toml >"$work/pipeline.toml"
+# --producer KEY=VALUE: librdkafka properties of every producer (the generator's and nowcast's).
+if [ ${#producer[@]} -gt 0 ]; then
+    printf '\n[kafka.producer]\n' >>"$work/pipeline.toml"
+    for kv in "${producer[@]}"; do
+        printf '"%s" = "%s"\n' "${kv%%=*}" "${kv#*=}" >>"$work/pipeline.toml"
+    done
+fi
 "$bin" topics apply --config "$work/pipeline.toml" >&2
 scripts/kafka.sh run kafka.admin.ConfigCommand --bootstrap-server "$NOWCAST_KAFKA" --alter \
     --entity-type topics --entity-name "$id.transactions" \
