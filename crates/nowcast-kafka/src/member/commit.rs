@@ -135,6 +135,8 @@ impl MemberState {
                         &self.producer,
                         limit,
                         "adding offsets to the transaction",
+                        &deadline::STUCK,
+                        deadline::MAX_STUCK,
                         move |producer| {
                             if stall {
                                 // Returns, on its abandoned producer, long after the member

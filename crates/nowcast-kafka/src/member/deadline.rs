@@ -13,19 +13,34 @@
 //! `transactional.id` fences the abandoned one and the coordinator aborts its transaction.
 //! The abandoned thread (and the producer it holds) end whenever the call does.
 
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::KafkaError;
 
+/// Abandoned calls of this process that have not returned yet.
+pub(super) static STUCK: AtomicUsize = AtomicUsize::new(0);
+/// Past this many stuck calls the instance stops (fatal error) instead of rebuilding the
+/// member again: each holds a thread and a librdkafka client, and a supervisor's restart
+/// frees them.
+pub(super) const MAX_STUCK: usize = 4;
+
+const RUNNING: u8 = 0;
+const RETURNED: u8 = 1;
+const ABANDONED: u8 = 2;
+
 /// Runs `call` on a thread of its own with `target` (shared, so an abandoned call keeps it
 /// alive) and returns its result, or an error naming `what` if it has not returned within
-/// `deadline`.
+/// `deadline`. An abandoned call counts in `stuck` until it returns; abandoning more than
+/// `max_stuck` at once is a fatal error.
 pub(super) fn within<T, R, F>(
     target: &Arc<T>,
     deadline: Duration,
     what: &str,
+    stuck: &'static AtomicUsize,
+    max_stuck: usize,
     call: F,
 ) -> Result<R, KafkaError>
 where
@@ -35,21 +50,45 @@ where
 {
     let (tx, rx) = mpsc::sync_channel(1);
     let target = Arc::clone(target);
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let thread_state = Arc::clone(&state);
     std::thread::Builder::new()
         .name("nowcast-txn-call".into())
         .spawn(move || {
             // The receiver is gone if the member stopped waiting: nothing to report to.
             let _ = tx.send(call(&target));
+            if thread_state
+                .compare_exchange(RUNNING, RETURNED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                stuck.fetch_sub(1, Ordering::AcqRel);
+            }
         })
         .map_err(|e| KafkaError::State(format!("starting a thread for {what}: {e}")))?;
     match rx.recv_timeout(deadline) {
         Ok(r) => Ok(r),
         Err(mpsc::RecvTimeoutError::Timeout) => {
+            if state
+                .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // It returned just now.
+                return rx.recv().map_err(|_| {
+                    KafkaError::State(format!("{what}: the calling thread panicked"))
+                });
+            }
             metrics::counter!("nowcast_kafka_abandoned_calls_total").increment(1);
+            let now = stuck.fetch_add(1, Ordering::AcqRel) + 1;
+            let secs = deadline.as_secs_f64();
+            if now > max_stuck {
+                return Err(KafkaError::State(format!(
+                    "{what} did not return within {secs} s, and {now} such calls are stuck in \
+                     librdkafka; stopping so that a restart of the process frees them"
+                )));
+            }
             Err(KafkaError::Unreachable(format!(
-                "{what} did not return within {} s (librdkafka can wait for good on a group \
-                 coordinator that went away); the producer is abandoned",
-                deadline.as_secs()
+                "{what} did not return within {secs} s (librdkafka can wait for good on a group \
+                 coordinator that went away); the producer is abandoned"
             )))
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(KafkaError::State(format!(
@@ -61,36 +100,69 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
+
+    fn wait_until(what: &str, ok: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     #[test]
     fn a_call_that_returns_in_time_gives_its_result() {
+        static NONE: AtomicUsize = AtomicUsize::new(0);
         let target = Arc::new(41);
-        let r = within(&target, Duration::from_secs(10), "adding", |t| t + 1).unwrap();
-        assert_eq!(r, 42);
+        let r = within(&target, Duration::from_secs(10), "adding", &NONE, 1, |t| {
+            t + 1
+        });
+        assert_eq!(r.unwrap(), 42);
+        assert_eq!(NONE.load(Ordering::Acquire), 0);
     }
 
     #[test]
     fn a_call_that_never_returns_is_abandoned_with_an_error_naming_it() {
+        static STUCK_HERE: AtomicUsize = AtomicUsize::new(0);
         let release = Arc::new(AtomicBool::new(false));
-        let err = within(&release, Duration::from_millis(50), "adding offsets", |r| {
+        let hang = |r: &AtomicBool| {
             while !r.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-        })
-        .unwrap_err()
-        .to_string();
+        };
+        let err = within(
+            &release,
+            Duration::from_millis(50),
+            "adding offsets",
+            &STUCK_HERE,
+            1,
+            hang,
+        )
+        .unwrap_err();
         assert!(
-            err.contains("adding offsets did not return within"),
+            matches!(&err, KafkaError::Unreachable(m) if m.contains("adding offsets did not return within")),
             "{err}"
         );
-        // The abandoned thread still holds its reference until the call ends.
+        // The abandoned thread still holds its reference and counts as stuck.
         assert_eq!(Arc::strong_count(&release), 2);
+        assert_eq!(STUCK_HERE.load(Ordering::Acquire), 1);
+        // A second stuck call is one too many: fatal.
+        let err = within(
+            &release,
+            Duration::from_millis(50),
+            "adding offsets",
+            &STUCK_HERE,
+            1,
+            hang,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, KafkaError::State(m) if m.contains("2 such calls are stuck")),
+            "{err}"
+        );
         release.store(true, Ordering::Release);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&release) > 1 {
-            assert!(std::time::Instant::now() < deadline, "thread never ended");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until("the abandoned threads never ended", || {
+            Arc::strong_count(&release) == 1 && STUCK_HERE.load(Ordering::Acquire) == 0
+        });
     }
 }
