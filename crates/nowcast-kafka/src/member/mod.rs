@@ -115,10 +115,12 @@ struct Part {
     snapshot_at: Instant,
 }
 
-/// What a prediction needs besides its row, kept until the batch is scored.
+/// What a prediction needs besides its row, kept until the batch is scored: its event id
+/// is `texts[start..mid]` and its entity `texts[mid..end]` of the member's text buffer.
 struct Meta {
-    event_id: String,
-    entity: String,
+    start: usize,
+    mid: usize,
+    end: usize,
     event_time: i64,
     ingest_time: i64,
 }
@@ -147,6 +149,8 @@ struct MemberState {
     rows: Vec<f32>,
     scores: Vec<f64>,
     metas: Vec<Meta>,
+    /// Event ids and entities of the batch's predictions (see [`Meta`]).
+    texts: String,
     line: Vec<u8>,
     lat: Latencies,
     /// Local-store snapshots in progress and being written.
@@ -328,6 +332,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
             rows: Vec::new(),
             scores: Vec::new(),
             metas: Vec::new(),
+            texts: String::new(),
             line: Vec::with_capacity(1024),
             lat: Latencies::default(),
         }),

@@ -53,6 +53,7 @@ impl MemberState {
         let mut rejected = [0u64; RejectReason::ALL.len()];
         self.rows.clear();
         self.metas.clear();
+        self.texts.clear();
         for m in batch {
             let p = m.partition();
             let Some(part) = self.parts.get(&p) else {
@@ -106,14 +107,23 @@ impl MemberState {
                     }
                     Ok(()) => {
                         applied += 1;
-                        let event_id = match &d.id {
-                            Some(id) => id.clone(),
-                            None => format!("{}-{}-{}", src.name, p, m.offset()),
-                        };
+                        // The event id and the entity go into the batch's text buffer
+                        // (no allocation per event).
+                        let start = self.texts.len();
+                        match &d.id {
+                            Some(id) => self.texts.push_str(id),
+                            None => {
+                                use std::fmt::Write;
+                                let _ = write!(self.texts, "{}-{}-{}", src.name, p, m.offset());
+                            }
+                        }
+                        let mid = self.texts.len();
+                        self.texts.push_str(&d.key);
                         shared.plan.row(&self.features, &d.request, &mut self.rows);
                         self.metas.push(Meta {
-                            event_id,
-                            entity: d.key.clone(),
+                            start,
+                            mid,
+                            end: self.texts.len(),
                             event_time: d.time,
                             ingest_time: m.timestamp().to_millis().unwrap_or(now),
                         });
@@ -154,10 +164,14 @@ impl MemberState {
         for (i, meta) in metas.iter().enumerate() {
             line.clear();
             let values = &self.rows[i * n_inputs..(i + 1) * n_inputs];
+            let (event_id, entity) = (
+                &self.texts[meta.start..meta.mid],
+                &self.texts[meta.mid..meta.end],
+            );
             match shared.predictions_avro {
                 Some(id) => nowcast_schema::prediction::PredictionRecord {
-                    event_id: &meta.event_id,
-                    entity: &meta.entity,
+                    event_id,
+                    entity,
                     score: self.scores[i],
                     model: model.name(),
                     model_version: model.version(),
@@ -167,8 +181,8 @@ impl MemberState {
                 }
                 .write(id, &mut line),
                 None => PredictionLine {
-                    event_id: &meta.event_id,
-                    entity: &meta.entity,
+                    event_id,
+                    entity,
                     score: self.scores[i],
                     model: model.name(),
                     model_version: model.version(),
@@ -179,8 +193,8 @@ impl MemberState {
                 }
                 .write(&mut line),
             }
-            let part = partition_for_key(meta.entity.as_bytes(), n_pred) as i32;
-            self.send(topic, part, Some(meta.entity.as_bytes()), Some(&line), None)?;
+            let part = partition_for_key(entity.as_bytes(), n_pred) as i32;
+            self.send(topic, part, Some(entity.as_bytes()), Some(&line), None)?;
             e2f.record((features_at - meta.event_time) as f64 / 1e3);
             e2p.record((emit - meta.event_time) as f64 / 1e3);
             i2p.record((emit - meta.ingest_time) as f64 / 1e3);
