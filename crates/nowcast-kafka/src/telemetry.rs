@@ -24,7 +24,7 @@ pub fn describe() {
     );
     describe_counter!(
         "nowcast_kafka_abandoned_calls_total",
-        "Transaction calls that did not return within their deadline; their producer was abandoned and the member rebuilt."
+        "Transaction calls that did not return within their deadline; their producer was abandoned and the member rebuilt (or, with too many still stuck, the instance stopped)."
     );
     describe_counter!(
         "nowcast_kafka_repartitioned_total",

@@ -122,7 +122,8 @@ impl MemberState {
                     })?;
                     // Against a deadline of ours: this call can block for good after a
                     // broker restart (see `deadline`).
-                    let stall = shared.fault_stall_offsets.swap(false, Ordering::AcqRel);
+                    let stall = shared.fault_stall_offsets.load(Ordering::Acquire)
+                        && shared.fault_stall_offsets.swap(false, Ordering::AcqRel);
                     let limit = if stall {
                         eprintln!(
                             "nowcast: fault injection: adding offsets to the transaction stalls (NOWCAST_FAULT_STALL_OFFSETS)"
@@ -136,7 +137,7 @@ impl MemberState {
                         limit,
                         "adding offsets to the transaction",
                         &deadline::STUCK,
-                        deadline::MAX_STUCK,
+                        deadline::max_stuck(k.threads),
                         move |producer| {
                             if stall {
                                 // Returns, on its abandoned producer, long after the member

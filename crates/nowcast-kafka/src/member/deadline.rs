@@ -22,10 +22,14 @@ use crate::KafkaError;
 
 /// Abandoned calls of this process that have not returned yet.
 pub(super) static STUCK: AtomicUsize = AtomicUsize::new(0);
-/// Past this many stuck calls the instance stops (fatal error) instead of rebuilding the
-/// member again: each holds a thread and a librdkafka client, and a supervisor's restart
-/// frees them.
-pub(super) const MAX_STUCK: usize = 4;
+
+/// Past this many stuck calls the instance stops (fatal error) instead of rebuilding its
+/// members again: each holds its thread and an abandoned producer with librdkafka's threads
+/// until the call returns, which may be never. Two per processing thread, at least 4: one
+/// broker restart can catch every member of the process mid-call.
+pub(super) fn max_stuck(threads: usize) -> usize {
+    (2 * threads).max(4)
+}
 
 const RUNNING: u8 = 0;
 const RETURNED: u8 = 1;
@@ -51,34 +55,36 @@ where
     let (tx, rx) = mpsc::sync_channel(1);
     let target = Arc::clone(target);
     let state = Arc::new(AtomicU8::new(RUNNING));
-    let thread_state = Arc::clone(&state);
+    let done = Done {
+        state: Arc::clone(&state),
+        stuck,
+    };
     std::thread::Builder::new()
         .name("nowcast-txn-call".into())
         .spawn(move || {
+            // Marks the call returned when dropped, after the send (or on a panic).
+            let _done = done;
             // The receiver is gone if the member stopped waiting: nothing to report to.
             let _ = tx.send(call(&target));
-            if thread_state
-                .compare_exchange(RUNNING, RETURNED, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                stuck.fetch_sub(1, Ordering::AcqRel);
-            }
         })
         .map_err(|e| KafkaError::State(format!("starting a thread for {what}: {e}")))?;
     match rx.recv_timeout(deadline) {
         Ok(r) => Ok(r),
         Err(mpsc::RecvTimeoutError::Timeout) => {
+            // Counted before it is marked abandoned: the thread's decrement, which follows
+            // that mark, can then never come first.
+            let now = stuck.fetch_add(1, Ordering::AcqRel) + 1;
             if state
                 .compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
-                // It returned just now.
+                // It returned (or panicked) just now.
+                stuck.fetch_sub(1, Ordering::AcqRel);
                 return rx.recv().map_err(|_| {
                     KafkaError::State(format!("{what}: the calling thread panicked"))
                 });
             }
             metrics::counter!("nowcast_kafka_abandoned_calls_total").increment(1);
-            let now = stuck.fetch_add(1, Ordering::AcqRel) + 1;
             let secs = deadline.as_secs_f64();
             if now > max_stuck {
                 return Err(KafkaError::State(format!(
@@ -94,6 +100,25 @@ where
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(KafkaError::State(format!(
             "{what}: the calling thread panicked"
         ))),
+    }
+}
+
+/// Owned by the calling thread: marks the call returned when the thread ends, and takes
+/// an abandoned call off the stuck count.
+struct Done {
+    state: Arc<AtomicU8>,
+    stuck: &'static AtomicUsize,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, RETURNED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            self.stuck.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -164,5 +189,51 @@ mod tests {
         wait_until("the abandoned threads never ended", || {
             Arc::strong_count(&release) == 1 && STUCK_HERE.load(Ordering::Acquire) == 0
         });
+    }
+
+    #[test]
+    fn an_abandoned_call_that_panics_leaves_the_stuck_count() {
+        static STUCK_PANIC: AtomicUsize = AtomicUsize::new(0);
+        let release = Arc::new(AtomicBool::new(false));
+        let err = within(
+            &release,
+            Duration::from_millis(50),
+            "adding offsets",
+            &STUCK_PANIC,
+            4,
+            |r: &AtomicBool| {
+                while !r.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                panic!("the call failed late");
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, KafkaError::Unreachable(_)), "{err}");
+        assert_eq!(STUCK_PANIC.load(Ordering::Acquire), 1);
+        release.store(true, Ordering::Release);
+        wait_until("the panicked call is still counted", || {
+            STUCK_PANIC.load(Ordering::Acquire) == 0
+        });
+    }
+
+    #[test]
+    fn a_call_that_panics_in_time_is_an_error() {
+        static STUCK_NONE: AtomicUsize = AtomicUsize::new(0);
+        let target = Arc::new(());
+        let result: Result<(), KafkaError> = within(
+            &target,
+            Duration::from_secs(10),
+            "adding",
+            &STUCK_NONE,
+            4,
+            |_| panic!("at once"),
+        );
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, KafkaError::State(m) if m.contains("panicked")),
+            "{err}"
+        );
+        assert_eq!(STUCK_NONE.load(Ordering::Acquire), 0);
     }
 }

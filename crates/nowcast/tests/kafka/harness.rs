@@ -667,11 +667,10 @@ pub fn wait(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
 }
 
 /// The end of a `nowcast run` log for a failure message: its last `events` lines other than
-/// the once-a-second status lines (which would hide everything else), then its last
-/// `status` status lines.
-/// librdkafka's own lines (connection failures while a broker restarts) are left out too; the
-/// whole log is copied to the temp dir as `nowcast-failed-<file name>` (the test's own dir is
-/// deleted when it fails).
+/// the once-a-second status lines (which would hide everything else) and librdkafka's own
+/// lines, then the last 12 of librdkafka's warnings and errors, then its last `status`
+/// status lines. The whole log is copied to the temp dir as `nowcast-failed-<file name>`
+/// (the test's own dir is deleted when it fails).
 pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let kept = std::env::temp_dir().join(format!(
@@ -686,7 +685,8 @@ pub fn log_summary(log: &Path, events: usize, status: usize) -> String {
     let client: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("nowcast: librdkafka "))
-        .filter(|l| l.contains(" warning ") || l.contains(" error "))
+        // "nowcast: librdkafka <client> <level> <facility>: <message>"
+        .filter(|l| matches!(l.split_whitespace().nth(3), Some("warning" | "error")))
         .collect();
     let tail = |v: &[&str], n: usize| v[v.len().saturating_sub(n)..].join("\n");
     format!(
