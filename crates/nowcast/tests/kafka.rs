@@ -520,10 +520,12 @@ impl OwnBroker {
             .unwrap()
     }
 
-    fn start() -> OwnBroker {
+    /// A one-node broker of the test's own; `slot` tells apart those of one test process
+    /// (they run at the same time on neighbouring ports).
+    fn start(slot: u16) -> OwnBroker {
         let b = OwnBroker {
             run_dir: tempfile::tempdir().unwrap(),
-            port: 19_500 + (std::process::id() % 300) as u16,
+            port: 19_500 + 2 * (std::process::id() % 50) as u16 + slot,
         };
         let out = b.script("start");
         assert!(
@@ -621,15 +623,36 @@ fn broker_restart_mid_run_loses_nothing() {
     if broker().is_none() {
         return;
     }
-    // NOWCAST_TEST_BROKER_RESTARTS=N restarts the broker N times in the run (a soak for
-    // restarts that land inside a commit); once by default.
+    let (_own, p) = run_through_broker_restarts("exactly-once", 0);
+    check_final(&p, &BTreeMap::new());
+}
+
+#[test]
+fn broker_restart_mid_run_at_least_once_loses_nothing() {
+    if broker().is_none() {
+        return;
+    }
+    let (_own, p) = run_through_broker_restarts("at-least-once", 1);
+    // Every event has a prediction (duplicates allowed), and nothing was dead-lettered.
+    let source = p.read_all(&p.source_topic());
+    let preds = p.read_all(&p.kafka().predictions_topic);
+    assert_predicted(&p, &source, &preds, false);
+    assert!(p.read_all(&p.kafka().dead_letters_topic).is_empty());
+}
+
+/// Runs a pipeline of `delivery` on a broker of its own (port `slot`, see
+/// [`OwnBroker::start`]), restarts the broker while it processes (once, or
+/// `NOWCAST_TEST_BROKER_RESTARTS` times: a soak for restarts that land inside a commit),
+/// waits until every record is committed and stops the processor gracefully. A processor
+/// that stops making progress gets its thread stacks and log printed.
+fn run_through_broker_restarts(delivery: &str, slot: u16) -> (OwnBroker, Pipeline) {
     let restarts: i64 = std::env::var("NOWCAST_TEST_BROKER_RESTARTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let events = 150_000 + 100_000 * (restarts - 1);
-    let own = OwnBroker::start();
-    let p = Pipeline::new(&own.bootstrap(), 2, "exactly-once");
+    let own = OwnBroker::start(slot);
+    let p = Pipeline::new(&own.bootstrap(), 2, delivery);
     p.generate(events as u64, 10_000, 14);
     let (mut child, log) = p.spawn_logged("a", &[]);
     let caught_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -642,14 +665,16 @@ fn broker_restart_mid_run_loses_nothing() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            eprintln!("broker restarted with {at_restart} of {events} records committed");
+            eprintln!(
+                "{delivery}: broker restarted with {at_restart} of {events} records committed"
+            );
         }
         p.wait_caught_up(Duration::from_secs(240))
     }));
     if let Err(e) = caught_up {
         let exited = child.try_wait();
         let stacks = match exited {
-            Ok(None) => harness::dump_stacks(child.id(), "broker-restart"),
+            Ok(None) => harness::dump_stacks(child.id(), &format!("broker-restart-{delivery}")),
             _ => String::new(),
         };
         eprintln!(
@@ -665,7 +690,7 @@ fn broker_restart_mid_run_loses_nothing() {
         "graceful stop failed ({status}); {}",
         harness::log_summary(&log, 80, 5)
     );
-    check_final(&p, &BTreeMap::new());
+    (own, p)
 }
 
 #[test]
