@@ -68,6 +68,7 @@ where
             let _ = tx.send(call(&target));
         })
         .map_err(|e| KafkaError::State(format!("starting a thread for {what}: {e}")))?;
+    let panicked = || KafkaError::State(format!("{what}: the calling thread panicked"));
     match rx.recv_timeout(deadline) {
         Ok(r) => Ok(r),
         Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -80,9 +81,7 @@ where
             {
                 // It returned (or panicked) just now.
                 stuck.fetch_sub(1, Ordering::AcqRel);
-                return rx.recv().map_err(|_| {
-                    KafkaError::State(format!("{what}: the calling thread panicked"))
-                });
+                return rx.recv().map_err(|_| panicked());
             }
             metrics::counter!("nowcast_kafka_abandoned_calls_total").increment(1);
             let secs = deadline.as_secs_f64();
@@ -97,9 +96,7 @@ where
                  coordinator that went away); the producer is abandoned"
             )))
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(KafkaError::State(format!(
-            "{what}: the calling thread panicked"
-        ))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => Err(panicked()),
     }
 }
 
@@ -155,15 +152,18 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
-        let err = within(
-            &release,
-            Duration::from_millis(50),
-            "adding offsets",
-            &STUCK_HERE,
-            1,
-            hang,
-        )
-        .unwrap_err();
+        let abandon = || {
+            within(
+                &release,
+                Duration::from_millis(50),
+                "adding offsets",
+                &STUCK_HERE,
+                1,
+                hang,
+            )
+            .unwrap_err()
+        };
+        let err = abandon();
         assert!(
             matches!(&err, KafkaError::Unreachable(m) if m.contains("adding offsets did not return within")),
             "{err}"
@@ -172,15 +172,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&release), 2);
         assert_eq!(STUCK_HERE.load(Ordering::Acquire), 1);
         // A second stuck call is one too many: fatal.
-        let err = within(
-            &release,
-            Duration::from_millis(50),
-            "adding offsets",
-            &STUCK_HERE,
-            1,
-            hang,
-        )
-        .unwrap_err();
+        let err = abandon();
         assert!(
             matches!(&err, KafkaError::State(m) if m.contains("2 such calls are stuck")),
             "{err}"
