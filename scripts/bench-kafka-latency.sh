@@ -75,7 +75,7 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-scrape() { curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^nowcast_(event_to_prediction|ingest_to_prediction)_seconds_' >"$1"; }
+scrape() { curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^nowcast_(event_to_prediction|ingest_to_prediction|kafka_commit)_seconds_' >"$1"; }
 echo "bench-kafka-latency: $((rate * (warmup + seconds))) events at $rate/s ($delivery, $threads thread(s)): ${warmup} s of warm-up, then ${seconds} s measured; load $load" >&2
 "$bin" generate --live --rate "$rate" --events $((rate * (warmup + seconds))) --users 100000 \
     --kafka "$work/pipeline.toml" &
@@ -127,6 +127,16 @@ busy = [p99 for k, p99 in secs if k > 0]
 med = statistics.median(busy) if busy else float("nan")
 worst = max(busy) if busy else float("nan")
 ok = sum(1 for p in busy if p <= 10.0)
+def total(path, name):
+    return {k: float(v) for line in open(path)
+            for k, v in [line.split()] if k in (name + "_sum", name + "_count")}
+c0, c1 = (total(p, "nowcast_kafka_commit_seconds") for p in sys.argv[3:5])
+commits = c1.get("nowcast_kafka_commit_seconds_count", 0) - c0.get("nowcast_kafka_commit_seconds_count", 0)
+commit_s = c1.get("nowcast_kafka_commit_seconds_sum", 0) - c0.get("nowcast_kafka_commit_seconds_sum", 0)
+_, commit_share = shares("nowcast_kafka_commit_seconds")
+print(f"commits in the window: {commits:.0f}, mean {1000 * commit_s / commits if commits else float('nan'):.2f} ms, "
+      + ", ".join(f"<= {float(le) * 1000:g} ms {100 * v:.1f} %" for le, v in commit_share.items()
+                  if le != "+Inf" and float(le) <= 0.05))
 print("| delivery | threads | rate | measured s | load before | events in window | within 5 / 10 / 25 ms | P99 bucket | per-second P99 median / worst | seconds with P99 <= 10 ms | whole run P50 / P99 / P99.9 (warm-up included) | append -> prediction within 5 / 10 / 25 ms |")
 print(f"| {delivery} | {threads} | {rate} | {seconds} | {load} | {n:.0f} | {within('0.005'):.2f} / {within('0.01'):.2f} / {within('0.025'):.2f} % | <= {float(p99_bucket) * 1000:g} ms | {med:.1f} / {worst:.1f} ms | {ok} of {len(busy)} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} / {r['p999_ms']:.1f} ms | {within('0.005', appended):.2f} / {within('0.01', appended):.2f} / {within('0.025', appended):.2f} % |")
 PY
