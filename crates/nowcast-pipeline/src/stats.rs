@@ -37,9 +37,13 @@ pub struct Latencies {
     pub freshness: Histogram<u64>,
 }
 
+/// The largest latency the histograms hold, in µs (1 h). Longer ones are recorded as this
+/// value, so a report shows "1 h" for them instead of leaving them out.
+pub const MAX_LATENCY_US: u64 = 3_600_000_000;
+
 impl Default for Latencies {
     fn default() -> Self {
-        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        let h = || Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid bounds");
         Latencies {
             event_to_prediction: h(),
             ingest_to_prediction: h(),
@@ -48,15 +52,25 @@ impl Default for Latencies {
     }
 }
 
+/// `us` clamped into the histograms' range (1 µs ..= [`MAX_LATENCY_US`]).
+fn clamp_us(us: i64) -> u64 {
+    (us.max(1) as u64).min(MAX_LATENCY_US)
+}
+
 impl Latencies {
-    /// Records one prediction's latencies (µs, clamped to ≥ 1).
+    /// Records one prediction's latencies (µs, clamped to 1 µs ..= [`MAX_LATENCY_US`]).
     pub fn record(&mut self, event_to_prediction_us: i64, ingest_to_prediction_us: i64) {
-        let _ = self
-            .event_to_prediction
-            .record(event_to_prediction_us.max(1) as u64);
-        let _ = self
-            .ingest_to_prediction
-            .record(ingest_to_prediction_us.max(1) as u64);
+        self.event_to_prediction
+            .saturating_record(clamp_us(event_to_prediction_us));
+        self.ingest_to_prediction
+            .saturating_record(clamp_us(ingest_to_prediction_us));
+    }
+
+    /// Records one freshness sample: `now_ms − newest_event_ms` (clamped like
+    /// [`Latencies::record`]; a newest event in the future counts as fresh).
+    pub fn record_freshness(&mut self, now_ms: i64, newest_event_ms: i64) {
+        let us = now_ms.saturating_sub(newest_event_ms).saturating_mul(1000);
+        self.freshness.saturating_record(clamp_us(us));
     }
 
     /// Adds another set of histograms.
@@ -222,3 +236,40 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0, 60.0,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_over_an_hour_are_reported_as_an_hour_not_dropped() {
+        let mut lat = Latencies::default();
+        let two_hours_us = 7_200_000_000;
+        lat.record(two_hours_us, two_hours_us);
+        lat.record_freshness(7_200_000, 0);
+        for h in [
+            &lat.event_to_prediction,
+            &lat.ingest_to_prediction,
+            &lat.freshness,
+        ] {
+            assert_eq!(h.len(), 1);
+            let p99 = h.value_at_quantile(0.99);
+            assert!(
+                h.equivalent(p99, MAX_LATENCY_US),
+                "P99 {p99} µs, want the 1 h cap"
+            );
+        }
+    }
+
+    #[test]
+    fn freshness_of_an_event_from_the_future_or_of_no_event_is_recorded() {
+        let mut lat = Latencies::default();
+        lat.record_freshness(1_000, 5_000);
+        lat.record_freshness(1_000, i64::MIN);
+        assert_eq!(lat.freshness.len(), 2);
+        assert_eq!(lat.freshness.min(), 1);
+        assert!(lat
+            .freshness
+            .equivalent(lat.freshness.max(), MAX_LATENCY_US));
+    }
+}

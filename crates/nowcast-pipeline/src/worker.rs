@@ -385,10 +385,7 @@ fn process(
     if applied > 0 {
         let newest = &shared.stats.newest_event[source];
         newest.fetch_max(task.pos.stream_time, Ordering::Relaxed);
-        let _ = s
-            .lat
-            .freshness
-            .record(((emit - task.pos.stream_time).max(0) * 1000).max(1) as u64);
+        s.lat.record_freshness(emit, task.pos.stream_time);
     }
     let before = task.pos.processed;
     task.pos.processed += n as u64;

@@ -214,10 +214,7 @@ impl MemberState {
                 .max()
                 .unwrap_or(i64::MIN);
             st.newest_event[0].fetch_max(newest, Ordering::Relaxed);
-            let _ = self
-                .lat
-                .freshness
-                .record(((emit - newest).max(0) * 1000).max(1) as u64);
+            self.lat.record_freshness(emit, newest);
         }
         st.events_in.fetch_add(read, Ordering::Relaxed);
         st.applied.fetch_add(applied, Ordering::Relaxed);
