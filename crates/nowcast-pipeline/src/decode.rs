@@ -309,6 +309,7 @@ impl Decoder {
             }
         }
         let tname = &self.names[self.time];
+        let numeric = matches!(vals[self.time], Val::Int(_) | Val::Num(_));
         out.time = match &vals[self.time] {
             Val::Absent | Val::Null => {
                 return Err(DecodeError::new(
@@ -331,21 +332,7 @@ impl Decoder {
                 ))
             }
         };
-        if out.time < 0 {
-            return Err(DecodeError::new(
-                RejectReason::AbsurdTime,
-                format!("event time {} is before 1970", out.time),
-            ));
-        }
-        if out.time > now.saturating_add(self.max_future) {
-            return Err(DecodeError::new(
-                RejectReason::AbsurdTime,
-                format!(
-                    "event time {} is further ahead of the clock than max_future ({} ms)",
-                    out.time, self.max_future
-                ),
-            ));
-        }
+        check_time(out.time, numeric, now, self.max_future)?;
         out.id = match self.id.map(|i| &vals[i]) {
             Some(Val::Str(s)) => Some(s.to_string()),
             Some(Val::Int(i)) => Some(i.to_string()),
@@ -495,5 +482,85 @@ impl<'de> Visitor<'de> for ValVisitor {
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Val::Composite)
+    }
+}
+
+/// Epoch-millisecond times from here up to [`SECONDS_END`] (1970-01-12 to 1973-03-03) are
+/// what epoch *seconds* from 2001 to 5138 look like: the most common producer mistake.
+const SECONDS_START: Millis = 1_000_000_000;
+const SECONDS_END: Millis = 100_000_000_000;
+/// Epoch milliseconds past this (year 5138) are what epoch micro- or nanoseconds look like.
+const MICROS_START: Millis = 100_000_000_000_000;
+
+/// Refuses an absurd event time (`numeric`: it was a number, not RFC 3339 text): before 1970,
+/// further ahead of `now` than `max_future`, or a number that looks like epoch seconds,
+/// microseconds or nanoseconds rather than milliseconds.
+fn check_time(
+    time: Millis,
+    numeric: bool,
+    now: Millis,
+    max_future: Millis,
+) -> Result<(), DecodeError> {
+    let absurd = |why: String| Err(DecodeError::new(RejectReason::AbsurdTime, why));
+    if time < 0 {
+        return absurd(format!("event time {time} is before 1970"));
+    }
+    if numeric && (SECONDS_START..SECONDS_END).contains(&time) {
+        return absurd(format!(
+            "event time {time} read as epoch milliseconds is in 1970–1973; it looks like epoch \
+             seconds: send epoch milliseconds ({time}000) or RFC 3339 text"
+        ));
+    }
+    if time > now.saturating_add(max_future) {
+        let hint = if numeric && time >= MICROS_START {
+            "; it looks like epoch micro- or nanoseconds: send epoch milliseconds or RFC 3339 text"
+        } else {
+            ""
+        };
+        return absurd(format!(
+            "event time {time} is further ahead of the clock than max_future ({max_future} ms){hint}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_796_000_000_000;
+
+    fn reason(time: Millis, numeric: bool) -> Option<(RejectReason, String)> {
+        check_time(time, numeric, NOW, 3_600_000)
+            .err()
+            .map(|e| (e.reason, e.detail))
+    }
+
+    #[test]
+    fn epoch_seconds_are_refused_as_absurd_with_the_fix_not_read_as_1970() {
+        let (why, message) = reason(1_796_000_000, true).expect("refused");
+        assert_eq!(why, RejectReason::AbsurdTime);
+        assert!(message.contains("epoch seconds"), "{message}");
+        assert!(message.contains("1796000000000"), "{message}");
+        // The same instant as RFC 3339 text is not a number: only the range checks apply.
+        assert_eq!(reason(1_796_000_000, false), None);
+    }
+
+    #[test]
+    fn epoch_microseconds_and_nanoseconds_name_the_unit() {
+        for time in [NOW * 1000, NOW * 1_000_000] {
+            let (why, message) = reason(time, true).expect("refused");
+            assert_eq!(why, RejectReason::AbsurdTime);
+            assert!(message.contains("micro- or nanoseconds"), "{message}");
+        }
+    }
+
+    #[test]
+    fn plausible_epoch_milliseconds_and_small_test_times_pass() {
+        for time in [0, 1_000, 999_999_999, SECONDS_END, NOW, NOW + 3_600_000] {
+            assert_eq!(reason(time, true), None, "{time}");
+        }
+        assert!(reason(-1, true).is_some());
+        assert!(reason(NOW + 3_600_001, true).is_some());
     }
 }
