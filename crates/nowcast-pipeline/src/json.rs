@@ -41,12 +41,22 @@ fn push_value(out: &mut Vec<u8>, v: &FeatureValue) {
     }
 }
 
-/// The original record as JSON text: embedded as-is when it is valid JSON, else as a string
-/// (lossy UTF-8).
+/// The original record as the field `"original"`: its text when it is UTF-8 (a JSON line
+/// stays readable), else a lossy rendering for people plus `"original_base64"` with the exact
+/// bytes (binary Avro or Protobuf records, or text with a bad byte), so nothing is lost.
 fn push_original(out: &mut Vec<u8>, original: &[u8]) {
+    out.extend_from_slice(b"\"original\":");
     match std::str::from_utf8(original) {
         Ok(text) => push_str(out, text),
-        Err(_) => push_str(out, &String::from_utf8_lossy(original)),
+        Err(_) => {
+            use base64::Engine as _;
+            push_str(out, &String::from_utf8_lossy(original));
+            out.extend_from_slice(b",\"original_base64\":");
+            push_str(
+                out,
+                &base64::engine::general_purpose::STANDARD.encode(original),
+            );
+        }
     }
 }
 
@@ -74,7 +84,7 @@ impl JsonLine {
         push_str(out, reason.as_str());
         out.extend_from_slice(b",\"detail\":");
         push_str(out, detail);
-        out.extend_from_slice(b",\"original\":");
+        out.push(b',');
         push_original(out, original);
         out.push(b'}');
     }
@@ -110,7 +120,7 @@ impl JsonLine {
             out,
             &format!("event time is {} ms behind the entity's newest event ({newest}); allowed lateness is {lateness} ms", newest - time),
         );
-        out.extend_from_slice(b",\"original\":");
+        out.push(b',');
         push_original(out, original);
         out.push(b'}');
     }
@@ -231,5 +241,41 @@ mod tests {
             (v["features"]["sum_1h"].as_f64().unwrap() as f32).to_bits(),
             2681.58f32.to_bits()
         );
+    }
+
+    #[test]
+    fn dead_letter_of_bytes_that_are_not_utf8_keeps_them_exactly() {
+        use base64::Engine as _;
+        let original = [b'{', b'"', b'u', 0xff, b'"', b':', 0x00, 0x80, b'}'];
+        let mut out = Vec::new();
+        JsonLine::dead_letter(
+            &mut out,
+            "s",
+            1,
+            7,
+            RejectReason::Malformed,
+            "bad",
+            &original,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let exact = base64::engine::general_purpose::STANDARD
+            .decode(v["original_base64"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(exact, original);
+        assert_eq!(v["original"], String::from_utf8_lossy(&original).as_ref());
+
+        let mut out = Vec::new();
+        JsonLine::dead_letter(
+            &mut out,
+            "s",
+            1,
+            7,
+            RejectReason::Malformed,
+            "bad",
+            b"{\"a\":1",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["original"], "{\"a\":1");
+        assert!(v.get("original_base64").is_none());
     }
 }
