@@ -28,8 +28,6 @@ pub enum ErrorCode {
     InvalidRequest,
     /// 400: more entities than `max_batch_entities` in one batch.
     TooManyEntities,
-    /// 400: the body is not UTF-8.
-    InvalidUtf8,
     /// 400: the body is empty or blank.
     EmptyBody,
     /// 400: a path parameter could not be decoded.
@@ -48,14 +46,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in a stable order (for docs and tests).
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::UnknownEntity,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::MalformedJson,
         ErrorCode::InvalidRequest,
         ErrorCode::TooManyEntities,
-        ErrorCode::InvalidUtf8,
         ErrorCode::EmptyBody,
         ErrorCode::InvalidPath,
         ErrorCode::BadRequest,
@@ -73,7 +70,6 @@ impl ErrorCode {
             ErrorCode::MalformedJson
             | ErrorCode::InvalidRequest
             | ErrorCode::TooManyEntities
-            | ErrorCode::InvalidUtf8
             | ErrorCode::EmptyBody
             | ErrorCode::InvalidPath
             | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
@@ -115,9 +111,19 @@ impl ApiError {
     }
 
     /// A body axum could not buffer: too large is 413, anything else 400.
-    pub(crate) fn from_body(rejection: axum::extract::rejection::BytesRejection) -> Self {
+    pub(crate) fn from_body(
+        rejection: axum::extract::rejection::BytesRejection,
+        max_body_bytes: usize,
+    ) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::PayloadTooLarge, rejection.body_text())
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "the body is larger than this server's limit of {max_body_bytes} bytes: split \
+                     it into smaller requests (for a file of events, `nowcast ingest --input FILE` \
+                     appends it with no size limit)"
+                ),
+            )
         } else {
             ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
         }

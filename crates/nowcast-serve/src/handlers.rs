@@ -25,6 +25,8 @@ pub(crate) struct Shared<B> {
     pub(crate) backend: Arc<B>,
     pub(crate) metrics: Option<PrometheusHandle>,
     pub(crate) max_batch_entities: usize,
+    /// The body limit (`max_body_bytes`), named in a 413's detail.
+    pub(crate) max_body_bytes: usize,
 }
 
 type AppState<B> = State<Arc<Shared<B>>>;
@@ -103,7 +105,7 @@ pub(crate) async fn features_batch<B: Backend>(
 ) -> Reply {
     let now = now_ms();
     require_json(&headers)?;
-    let body = body.map_err(ApiError::from_body)?;
+    let body = body.map_err(|r| ApiError::from_body(r, s.max_body_bytes))?;
     let request: BatchRequest = serde_json::from_slice(&body).map_err(ApiError::from_json)?;
     if request.entities.len() > s.max_batch_entities {
         return Err(ApiError::new(
@@ -149,7 +151,7 @@ pub(crate) async fn predict<B: Backend>(
 ) -> Reply {
     let now = now_ms();
     require_json(&headers)?;
-    let body = body.map_err(ApiError::from_body)?;
+    let body = body.map_err(|r| ApiError::from_body(r, s.max_body_bytes))?;
     let request: PredictRequest = serde_json::from_slice(&body).map_err(ApiError::from_json)?;
     if request.entity.is_empty() {
         return Err(ApiError::new(
@@ -168,16 +170,9 @@ pub(crate) async fn events<B: Backend>(
     State(s): AppState<B>,
     body: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let body = body.map_err(ApiError::from_body)?;
-    if let Err(e) = std::str::from_utf8(&body) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidUtf8,
-            format!(
-                "body is not UTF-8: invalid byte at offset {}",
-                e.valid_up_to()
-            ),
-        ));
-    }
+    let body = body.map_err(|r| ApiError::from_body(r, s.max_body_bytes))?;
+    // A line that is not UTF-8 is one bad line (the decoder refuses it and it is
+    // dead-lettered with its reason), not a reason to refuse the lines around it.
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             ErrorCode::EmptyBody,

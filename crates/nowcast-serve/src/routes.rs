@@ -95,6 +95,7 @@ pub fn router<B: Backend>(
         backend,
         metrics,
         max_batch_entities: config.max_batch_entities,
+        max_body_bytes: config.max_body_bytes,
     });
     let mut router = Router::new();
     for route in ROUTES {

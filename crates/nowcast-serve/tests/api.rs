@@ -257,7 +257,7 @@ async fn events_report_at_most_100_errors() {
 }
 
 #[tokio::test]
-async fn events_refuse_empty_and_non_utf8_bodies() {
+async fn events_refuse_empty_bodies_and_take_a_non_utf8_line_as_one_bad_line() {
     let app = app();
     send(&app, "POST", "/v1/events", None, "")
         .await
@@ -265,10 +265,19 @@ async fn events_refuse_empty_and_non_utf8_bodies() {
     send(&app, "POST", "/v1/events", None, " \n\n")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "empty_body");
-    let detail = send(&app, "POST", "/v1/events", None, vec![b'{', 0xff, b'}'])
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "invalid_utf8");
-    assert!(detail.contains("offset 1"), "{detail}");
+    // Regression: one line with a byte that is not UTF-8 refused the whole body, good lines
+    // included, and nothing was dead-lettered or counted.
+    let mut body = b"{\"user\":\"u-1\"}\n{\"user\":\"u-".to_vec();
+    body.extend_from_slice(&[0xff, b'"', b'}', b'\n']);
+    let reply = send(&app, "POST", "/v1/events", None, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let v = reply.json();
+    assert_eq!(
+        (v["accepted"].as_u64(), v["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["errors"][0]["line"], 2);
+    assert_eq!(v["errors"][0]["reason"], "malformed");
     send(&app, "POST", "/v1/events", None, "#down\n")
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
@@ -284,7 +293,11 @@ async fn oversized_bodies_are_413_on_every_post_route() {
     let big = format!(r#"{{"entities":["{}"]}}"#, "a".repeat(2000));
     for uri in ["/v1/features", "/v1/predict", "/v1/events"] {
         let r = post_json(&app, uri, &big).await;
-        r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        let detail = r.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+        // Regression: the detail was axum's "length limit exceeded", with neither the
+        // limit nor what to do.
+        assert!(detail.contains("limit of 1024 bytes"), "{detail}");
+        assert!(detail.contains("nowcast ingest"), "{detail}");
     }
     // A streamed body without a known length is cut off too.
     let chunks = (0..3).map(|_| "x".repeat(800)).collect();
