@@ -163,10 +163,21 @@ pub fn score_request(
             .names
             .iter()
             .cloned()
-            .zip(row.iter().map(|v| *v as f64))
+            .zip(row.iter().map(|&v| shortest(v)))
             .collect(),
         as_of: now,
     })
+}
+
+/// The model input `v` as the `f64` of its shortest decimal form, as the predictions output
+/// writes it (`87.81`, not the widened `87.80999755859375`): both read back as the same
+/// `f32`, so the two outputs show the same numbers.
+fn shortest(v: f32) -> f64 {
+    if v.is_finite() {
+        v.to_string().parse().unwrap_or(v as f64)
+    } else {
+        v as f64
+    }
 }
 
 /// The value an aggregation has over an empty window.
@@ -178,5 +189,22 @@ pub fn empty_value(agg: &Aggregation) -> FeatureValue {
         | Aggregation::DecayedSum { .. } => FeatureValue::Num(0.0),
         Aggregation::LastN(_) => FeatureValue::List(Vec::new()),
         _ => FeatureValue::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predict_shows_model_inputs_as_the_predictions_output_does_not_widened() {
+        assert_eq!(shortest(87.81).to_string(), "87.81");
+        assert_eq!(shortest(2681.58).to_string(), "2681.58");
+        assert_eq!(shortest(-0.1), -0.1);
+        for v in [87.81f32, 1e-40, f32::MAX, 3.0e38, 0.1, 16_777_217.0] {
+            assert_eq!((shortest(v) as f32).to_bits(), v.to_bits(), "{v}");
+        }
+        assert!(shortest(f32::NAN).is_nan());
+        assert_eq!(shortest(f32::INFINITY), f64::INFINITY);
     }
 }
