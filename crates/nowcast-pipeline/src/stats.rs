@@ -209,7 +209,7 @@ pub fn describe() {
     describe_gauge!(
         "nowcast_state_bytes",
         Unit::Bytes,
-        "Estimated heap bytes of feature state."
+        "Estimated heap bytes of feature state, refreshed once a minute (the estimate walks every entity)."
     );
     describe_histogram!(
         "nowcast_checkpoint_duration_seconds",
