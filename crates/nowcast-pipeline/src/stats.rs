@@ -15,7 +15,7 @@
 //! | `nowcast_event_to_prediction_seconds` | histogram | event time → prediction emitted |
 //! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted (on Kafka: the record's timestamp, the broker's append time on a `LogAppendTime` topic) |
 //! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
-//! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held, estimated heap bytes |
+//! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held (every second), estimated heap bytes (once a minute: the estimate walks every entity) |
 //! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition's checkpoint (encode + persist) |
 //! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing for one slice of a checkpoint (its start, a slice of entities, its end) |
 //! | `nowcast_model_reloads_total` / `nowcast_model_reload_failures_total` | counter | model file changes |
