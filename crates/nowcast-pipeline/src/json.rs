@@ -89,11 +89,14 @@ impl JsonLine {
         out.push(b'}');
     }
 
-    /// A late event.
+    /// A late event: source, partition, offset, entity, event id and time, the watermark, the
+    /// reason and the original record.
     #[allow(clippy::too_many_arguments)]
     pub fn late(
         out: &mut Vec<u8>,
         source: &str,
+        partition: u32,
+        offset: u64,
         entity: &str,
         id: Option<&str>,
         time: i64,
@@ -104,6 +107,10 @@ impl JsonLine {
     ) {
         out.extend_from_slice(b"{\"source\":");
         push_str(out, source);
+        out.extend_from_slice(b",\"partition\":");
+        push_i64(out, partition as i64);
+        out.extend_from_slice(b",\"offset\":");
+        push_i64(out, offset as i64);
         out.extend_from_slice(b",\"entity\":");
         push_str(out, entity);
         out.extend_from_slice(b",\"event_id\":");

@@ -296,6 +296,8 @@ fn process(
                 JsonLine::late(
                     &mut s.line,
                     &src.name,
+                    partition,
+                    rec.offset,
                     &d.key,
                     d.id.as_deref(),
                     d.time,
