@@ -169,6 +169,22 @@ struct GenStats {
     generated: AtomicU64,
 }
 
+/// The entity of the stream's first event: one the API knows as soon as the demo starts.
+fn first_user(a: &DemoArgs) -> String {
+    let mut g = Generator::new(gen_config(a));
+    let (mut key, mut line) = (Vec::new(), Vec::new());
+    g.next_event(now_ms(), &mut key, &mut line);
+    String::from_utf8_lossy(&key).into_owned()
+}
+
+fn gen_config(a: &DemoArgs) -> GenConfig {
+    GenConfig {
+        seed: a.seed,
+        users: a.users,
+        ..GenConfig::default()
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn generate(
     rt: &Runtime,
@@ -177,11 +193,7 @@ fn generate(
     stats: &GenStats,
     mut events_out: Option<BufWriter<std::fs::File>>,
 ) -> anyhow::Result<()> {
-    let mut g = Generator::new(GenConfig {
-        seed: a.seed,
-        users: a.users,
-        ..GenConfig::default()
-    });
+    let mut g = Generator::new(gen_config(a));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed ^ 0xbad);
     let limit = a.events.unwrap_or(u64::MAX);
     let rate = match (a.rate, a.events) {
@@ -298,8 +310,9 @@ pub fn main(a: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(Server::start(rt.backend(), metrics, addr)?)
     };
     if !a.json {
+        let user = first_user(&a);
         eprintln!(
-            "nowcast demo: {} → features → model → predictions; API on http://{addr} (try GET /v1/features/u-1, GET /metrics); Ctrl-C stops",
+            "nowcast demo: {} → features → model → predictions; API on http://{addr} (try GET /v1/features/{user}, GET /metrics); Ctrl-C stops",
             match a.events {
                 Some(n) => format!("{n} events as fast as possible"),
                 None => format!("{} events/s", a.rate.unwrap_or(50_000.0)),
