@@ -120,6 +120,24 @@ pub fn score_request(
     fields: &serde_json::Map<String, serde_json::Value>,
     now: Millis,
 ) -> Result<PredictOutput, BackendError> {
+    // A key the model does not take is refused rather than ignored: a typo, or a stream
+    // feature sent in the hope of overriding it, would otherwise score on something other
+    // than what the caller meant.
+    if let Some(extra) = fields.keys().find(|k| !plan.request_fields.contains(*k)) {
+        let what = if spec.engine.features.iter().any(|f| &f.name == extra) {
+            "is a stream feature, computed from the entity's events; it cannot be set per request"
+        } else {
+            "is not a request-time input of the model"
+        };
+        return Err(BackendError::BadRequest(format!(
+            "`fields.{extra}` {what}; the request fields are: {}",
+            if plan.request_fields.is_empty() {
+                "none".to_string()
+            } else {
+                plan.request_fields.join(", ")
+            }
+        )));
+    }
     let mut request = Vec::with_capacity(plan.request_fields.len());
     for name in &plan.request_fields {
         match fields.get(name) {

@@ -108,6 +108,18 @@ fn features_decay_at_request_time_and_carry_their_age() {
             .contains("request field `amount` is missing"),
         "{missing}"
     );
+    // Regression: keys the model does not take were ignored, so a typo or an attempt to
+    // set a stream feature scored silently on something else.
+    for (key, says) in [
+        ("amout", "is not a request-time input of the model"),
+        ("count_1m", "is a stream feature"),
+    ] {
+        let mut extra = fields.clone();
+        extra.insert(key.into(), serde_json::json!(1000.0));
+        let err = backend.predict("u1", &extra, now).unwrap_err().to_string();
+        assert!(err.contains(&format!("`fields.{key}` {says}")), "{err}");
+        assert!(err.contains("the request fields are: amount"), "{err}");
+    }
 
     let report = rt.stop(true).unwrap();
     assert_eq!((report.events_applied, report.rejected), (3, 1));
