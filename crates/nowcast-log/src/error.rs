@@ -94,12 +94,33 @@ pub enum LogError {
         /// The rejected name.
         group: String,
     },
+    /// Another process (or another open in this process) holds the directory's
+    /// [`DirLock`](crate::DirLock).
+    #[error(
+        "{} is in use by {}: only one process may open it at a time; stop that process first or use another directory",
+        dir.display(),
+        holder(*pid)
+    )]
+    Locked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// The holder's process id, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
     /// An earlier write to this partition failed and could not be rolled back; reopen the log.
     #[error("partition {partition} is unusable after an earlier write failure; reopen the log")]
     Poisoned {
         /// The partition.
         partition: u32,
     },
+}
+
+/// "another process (pid N)", or without the pid when the holder has not written it.
+pub(crate) fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("another process (pid {pid})"),
+        None => "another process".to_string(),
+    }
 }
 
 /// How a caller should react to a [`LogError`].
@@ -117,7 +138,7 @@ impl LogError {
     /// Classifies the error; see [`ErrorKind`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LogError::Io { .. } => ErrorKind::Transient,
+            LogError::Io { .. } | LogError::Locked { .. } => ErrorKind::Transient,
             LogError::NoSuchPartition { .. }
             | LogError::OffsetOutOfRange { .. }
             | LogError::RecordTooLarge { .. }

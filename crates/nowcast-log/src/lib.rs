@@ -15,6 +15,7 @@
 //!
 //! # Directory layout
 //! ```text
+//! <dir>/LOCK                      OS file lock held while the log is open (holder's pid)
 //! <dir>/meta.json                  {"version": 1, "partitions": N}
 //! <dir>/recovery.json              per partition: {"segment": base, "bytes": len} fsynced by the last flush()
 //! <dir>/p00000/00000000000000000000.log   segment files, named by base offset (20 digits)
@@ -74,8 +75,9 @@
 //! Readers do not block: [`LogReader::poll`] returns 0 when caught up, and the caller decides
 //! how long to wait before polling again.
 //!
-//! One process should have a log directory open at a time; this is not enforced (an OS file
-//! lock would need Rust 1.89's `File::try_lock`, above the workspace's minimum version).
+//! One process at a time has a log directory open: [`Log::open`] takes a [`DirLock`] on
+//! `<dir>/LOCK` (an OS file lock, released by the kernel when the process exits or is killed)
+//! and fails with [`LogError::Locked`], naming the holder's pid, while another holds it.
 //!
 //! # Recovery
 //! Rolling a segment does not fsync it: the next `flush()` syncs every segment rolled since
@@ -100,6 +102,7 @@ mod error;
 mod frame;
 mod frames;
 mod fsutil;
+mod lock;
 mod log;
 mod offsets;
 mod partition;
@@ -113,6 +116,7 @@ pub use batch::{Iter, RecordBatch, RecordRef};
 pub use config::{Fsync, LogConfig, DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use error::{ErrorKind, LogError};
 pub use frame::{FRAME_OVERHEAD, MAX_RECORD_BYTES};
+pub use lock::{DirLock, LOCK_FILE};
 pub use log::Log;
 pub use offsets::OffsetStore;
 pub use reader::LogReader;

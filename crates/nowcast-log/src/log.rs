@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Fsync, LogConfig};
 use crate::error::{IoContext, LogError};
 use crate::fsutil::{read_json, sync_dir, write_json_atomic};
+use crate::lock::DirLock;
 use crate::partition::{is_partition_dir_name, PartitionShared};
 use crate::reader::LogReader;
 use crate::recovery::{open_partition, DurablePoint, RecoveryPoints, RECOVERY_FILE};
@@ -35,7 +36,7 @@ struct Partition {
 /// A local, durable, partitioned, append-only log. `Send + Sync`; share it with `Arc`.
 ///
 /// Appends to one partition are serialised by a per-partition mutex; different partitions
-/// proceed in parallel. One process should open a directory at a time (not enforced).
+/// proceed in parallel. One process opens a directory at a time (see [`DirLock`]).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -58,6 +59,8 @@ pub struct Log {
     /// What the last completed `flush()` made durable, per partition; `None` until then.
     /// Held for the whole of a flush, so flushes do not interleave.
     flushed: Mutex<Vec<Option<DurablePoint>>>,
+    /// Held while the log is open.
+    _lock: DirLock,
 }
 
 impl Log {
@@ -70,10 +73,11 @@ impl Log {
     /// # Errors
     /// [`LogError::PartitionCountMismatch`] if `dir` has a different partition count;
     /// [`LogError::Corrupt`] if invalid data lies below what a completed `flush()` made
-    /// durable; [`LogError::InvalidConfig`]; [`LogError::Io`].
+    /// durable; [`LogError::Locked`] if another process has it open;
+    /// [`LogError::InvalidConfig`]; [`LogError::Io`].
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         config.validate()?;
-        fs::create_dir_all(dir).at(dir)?;
+        let lock = DirLock::acquire(dir)?;
         check_or_create_meta(dir, &config)?;
         let recovery_path = dir.join(RECOVERY_FILE);
         let durable = match read_json::<RecoveryPoints>(&recovery_path)? {
@@ -106,6 +110,7 @@ impl Log {
             flushed: Mutex::new(vec![None; partitions.len()]),
             partitions,
             recovered_bytes,
+            _lock: lock,
         })
     }
 

@@ -96,6 +96,32 @@ fn partition_count_mismatch_names_both_counts() {
     assert_eq!(err.kind(), ErrorKind::Fatal);
 }
 
+/// Two writers on one directory would append at the same offsets and lose records.
+#[test]
+fn second_open_of_an_open_log_is_refused_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::with_partitions(2)).unwrap();
+    let Err(err) = Log::open(dir.path(), LogConfig::with_partitions(2)) else {
+        panic!("a second open of an open log must fail");
+    };
+    let pid = std::process::id();
+    assert!(
+        matches!(&err, LogError::Locked { pid: Some(p), .. } if *p == pid),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&dir.path().display().to_string())
+            && msg.contains(&format!("pid {pid}"))
+            && msg.contains("stop that process"),
+        "{msg}"
+    );
+    log.append(0, b"k", b"v", 1).unwrap();
+    drop(log);
+    let reopened = Log::open(dir.path(), LogConfig::with_partitions(2)).unwrap();
+    assert_eq!(reopened.end_offset(0), 1);
+}
+
 #[test]
 fn bad_requests_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
