@@ -53,6 +53,17 @@ pub enum PipelineError {
     /// Stored data is inconsistent.
     #[error("{0}")]
     Corrupt(String),
+    /// Another process has the data directory open (see [`lock_data_dir`]).
+    #[error(
+        "data directory {dir} is in use by {} (fix: stop that process first, or pass another --data-dir; to add events to a running pipeline, POST them to /v1/events on its serving address)",
+        holder(*pid)
+    )]
+    DataDirInUse {
+        /// The data directory.
+        dir: String,
+        /// The holder's process id, when it has written it into the lock file.
+        pid: Option<u32>,
+    },
     /// A schema or the schema registry is unusable (a local schema that does not parse, an
     /// unreachable registry under the `stop` policy).
     #[error("schema: {0}")]
@@ -67,6 +78,31 @@ impl PipelineError {
             source,
         }
     }
+}
+
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("another nowcast process (pid {pid})"),
+        None => "another nowcast process".to_string(),
+    }
+}
+
+/// Takes the exclusive lock on a data directory (`<dir>/LOCK`, created with the directory if
+/// needed) that every process writing there holds for its lifetime: `nowcast run`, `demo`
+/// and `ingest` through [`Runtime::start`], a Kafka instance on its local store. The OS
+/// releases it when the process exits or is killed.
+///
+/// # Errors
+/// [`PipelineError::DataDirInUse`] naming the directory and the holder's pid while another
+/// process (or another runtime in this one) holds it.
+pub fn lock_data_dir(dir: &Path) -> Result<nowcast_log::DirLock, PipelineError> {
+    nowcast_log::DirLock::acquire(dir).map_err(|e| match e {
+        nowcast_log::LogError::Locked { dir, pid } => PipelineError::DataDirInUse {
+            dir: dir.display().to_string(),
+            pid,
+        },
+        e => PipelineError::Log(e),
+    })
 }
 
 /// Wall-clock milliseconds since the epoch.

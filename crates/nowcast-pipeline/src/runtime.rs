@@ -36,11 +36,12 @@ pub struct RunOptions {
     pub out_dir: Option<PathBuf>,
     /// Also write every emitted feature vector.
     pub write_features: bool,
-    /// Delete the data directory first (start from nothing).
+    /// Empty the data directory first (start from nothing), once its lock is held.
     pub fresh: bool,
     /// Abort the process after this many records (fault-injection for crash tests).
     pub fault_abort_after: Option<u64>,
-    /// Only append to the input logs (`nowcast ingest`): start no workers.
+    /// Only append to the input logs (`nowcast ingest`): start no workers, restore no state,
+    /// and leave the output files alone.
     pub ingest_only: bool,
 }
 
@@ -74,6 +75,8 @@ pub struct Shared {
     pub fault_abort_after: Option<u64>,
     /// Records processed by all workers (for fault injection).
     pub global_processed: AtomicU64,
+    /// Held while anything can still write to the data directory (serving can append).
+    _data_dir_lock: nowcast_log::DirLock,
 }
 
 /// A running pipeline.
@@ -166,8 +169,9 @@ impl Runtime {
             .data_dir
             .clone()
             .unwrap_or_else(|| spec.data_dir.clone());
-        if opts.fresh && data_dir.exists() {
-            std::fs::remove_dir_all(&data_dir).map_err(|e| PipelineError::io(&data_dir, e))?;
+        let lock = crate::lock_data_dir(&data_dir)?;
+        if opts.fresh {
+            clear_except_lock(&data_dir)?;
         }
         let out_dir = opts.out_dir.clone().unwrap_or_else(|| data_dir.join("out"));
         let state_dir = data_dir.join("state");
@@ -188,6 +192,14 @@ impl Runtime {
         let mut tasks = Vec::new();
         let write_features = opts.write_features || spec.write_features;
         for p in 0..spec.partitions {
+            if opts.ingest_only {
+                // Appending needs neither state nor outputs: leave checkpoints and output
+                // files alone (opening outputs would truncate them to the checkpoint).
+                let engine = Engine::new(spec.engine.clone())
+                    .map_err(|e| PipelineError::State(e.to_string()))?;
+                shards.push(Arc::new(RwLock::new(engine)));
+                continue;
+            }
             let restored =
                 checkpoint::read(&state_dir, p, spec.sources.len(), spec.engine.clone())?;
             let (pos, engine) = match restored {
@@ -242,14 +254,12 @@ impl Runtime {
             write_features,
             fault_abort_after: opts.fault_abort_after,
             global_processed: AtomicU64::new(0),
+            _data_dir_lock: lock,
             spec,
         });
         shared.model.spawn_watcher(std::time::Duration::from_millis(
             shared.spec.model.reload_interval as u64,
         ));
-        if opts.ingest_only {
-            tasks.clear();
-        }
         let n_workers = shared.spec.workers.max(1).min(tasks.len());
         let mut per_worker: Vec<Vec<PartitionTask>> = (0..n_workers).map(|_| Vec::new()).collect();
         for (i, t) in tasks.into_iter().enumerate() {
@@ -444,6 +454,24 @@ impl Runtime {
     pub fn healthy(&self) -> bool {
         self.workers.iter().all(|w| !w.is_finished())
     }
+}
+
+/// Empties `dir` for a fresh start, keeping the lock file this process holds.
+fn clear_except_lock(dir: &std::path::Path) -> Result<(), PipelineError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PipelineError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| PipelineError::io(dir, e))?;
+        if entry.file_name() == nowcast_log::LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.map_err(|e| PipelineError::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// Publishes the gauges once a second (the state's byte estimate once a minute) until the
