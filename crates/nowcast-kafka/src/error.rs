@@ -55,6 +55,20 @@ pub enum KafkaError {
     /// retries, with backoff, until the registry answers.
     #[error("schema registry: {0}")]
     Registry(String),
+    /// Another process runs the same instance on this machine: it holds the local state
+    /// store's lock.
+    #[error(
+        "local state store {dir} of instance `{instance}` is in use by another process{} (fix: stop it first, or start this one with another --instance)",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    StoreInUse {
+        /// The store directory.
+        dir: String,
+        /// The instance id.
+        instance: String,
+        /// The holder's process id, when known.
+        pid: Option<u32>,
+    },
     /// Building the pipeline failed.
     #[error(transparent)]
     Pipeline(#[from] nowcast_pipeline::PipelineError),

@@ -44,6 +44,8 @@ pub struct KafkaRuntime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<Result<(), KafkaError>>>,
     started: Instant,
+    /// Held while this instance may write its local state store.
+    _store_lock: Option<nowcast_log::DirLock>,
 }
 
 /// Counters of an instance.
@@ -134,6 +136,16 @@ impl KafkaRuntime {
         if let Some(i) = &opts.instance {
             kafka.instance = i.clone();
         }
+        let store_dir = (kafka.snapshot_interval > 0).then(|| {
+            spec.data_dir
+                .join("kafka")
+                .join(&kafka.group)
+                .join(&kafka.instance)
+        });
+        let store_lock = store_dir
+            .as_deref()
+            .map(|dir| lock_store(dir, &kafka.instance))
+            .transpose()?;
         let probe: BaseConsumer = client::reader(&kafka, &bootstrap)
             .create()
             .map_err(|e| KafkaError::client("creating a metadata client", e))?;
@@ -207,12 +219,7 @@ impl KafkaRuntime {
             processed: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
-            store_dir: (kafka.snapshot_interval > 0).then(|| {
-                spec.data_dir
-                    .join("kafka")
-                    .join(&kafka.group)
-                    .join(&kafka.instance)
-            }),
+            store_dir,
             instance: kafka.instance.clone(),
             bootstrap,
             kafka,
@@ -240,6 +247,7 @@ impl KafkaRuntime {
             shared,
             threads,
             started: Instant::now(),
+            _store_lock: store_lock,
         })
     }
 
@@ -360,4 +368,17 @@ impl StateView for OwnedState {
             self.shared.spec.sources[0].topic
         )))
     }
+}
+
+/// Locks the instance's local state store: two processes with one instance id on one machine
+/// would overwrite each other's snapshots.
+fn lock_store(dir: &std::path::Path, instance: &str) -> Result<nowcast_log::DirLock, KafkaError> {
+    nowcast_log::DirLock::acquire(dir).map_err(|e| match e {
+        nowcast_log::LogError::Locked { dir, pid } => KafkaError::StoreInUse {
+            dir: dir.display().to_string(),
+            instance: instance.to_string(),
+            pid,
+        },
+        e => KafkaError::State(e.to_string()),
+    })
 }
