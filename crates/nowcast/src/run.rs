@@ -1,6 +1,6 @@
 //! `nowcast ingest` and `nowcast run`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,43 +69,77 @@ pub fn load_spec(path: &std::path::Path) -> anyhow::Result<PipelineSpec> {
     nowcast_spec::read_spec(path).map_err(|e| anyhow::anyhow!("invalid spec\n{e}"))
 }
 
-/// Feeds a JSON-lines body through the serving backend's ingest (validates each line,
-/// appends good and bad lines alike so bad ones are dead-lettered with their reason).
-fn ingest_body(rt: &Runtime, body: &[u8]) -> anyhow::Result<(u64, u64)> {
+/// JSON lines are handed to the log in chunks of about this many bytes (whole lines).
+const INGEST_CHUNK_BYTES: usize = 4 << 20;
+
+/// The input of `nowcast ingest` (a file, or stdin for `-`), read as a stream, and whether it
+/// is an Avro object container file (starts with `Obj\x01`).
+fn open_input(path: &std::path::Path) -> anyhow::Result<(bool, Box<dyn BufRead>)> {
+    let shown = path.display();
+    let mut raw: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("reading {shown} (fix: check the --input path)"))?,
+        )
+    };
+    let mut head = Vec::with_capacity(4);
+    raw.by_ref()
+        .take(4)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {shown}"))?;
+    let container = head == b"Obj\x01";
+    let input = std::io::Cursor::new(head).chain(raw);
+    Ok((
+        container,
+        Box::new(BufReader::with_capacity(256 << 10, input)),
+    ))
+}
+
+/// Feeds JSON lines through the serving backend's ingest (validates each line, appends good
+/// and bad lines alike so bad ones are dead-lettered with their reason), a chunk at a time:
+/// memory stays at one chunk plus one line, whatever the input's size.
+fn ingest_lines(rt: &Runtime, input: &mut dyn BufRead, shown: &str) -> anyhow::Result<(u64, u64)> {
+    let max_line = nowcast_log::MAX_RECORD_BYTES as u64;
     let backend = rt.backend();
-    let (mut ok, mut bad) = (0, 0);
-    let mut start = 0;
-    while start < body.len() {
-        let mut end = (start + (4 << 20)).min(body.len());
-        while end < body.len() && body[end - 1] != b'\n' {
-            end += 1;
+    let (mut ok, mut bad, mut lines) = (0, 0, 0u64);
+    let mut chunk = Vec::with_capacity(INGEST_CHUNK_BYTES + (64 << 10));
+    loop {
+        let n = input
+            .take(max_line + 1)
+            .read_until(b'\n', &mut chunk)
+            .with_context(|| format!("reading {shown}"))?;
+        if n > 0 {
+            lines += 1;
+            if n as u64 > max_line && chunk.last() != Some(&b'\n') {
+                anyhow::bail!(
+                    "{shown}: line {lines} is longer than {max_line} bytes, the largest record the log takes (fix: split it, or check that the input is JSON lines)"
+                );
+            }
         }
-        let outcome = backend
-            .ingest(&body[start..end])
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        ok += outcome.accepted;
-        bad += outcome.rejected;
-        start = end;
+        if (n == 0 || chunk.len() >= INGEST_CHUNK_BYTES) && !chunk.is_empty() {
+            let outcome = backend.ingest(&chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
+            ok += outcome.accepted;
+            bad += outcome.rejected;
+            chunk.clear();
+        }
+        if n == 0 {
+            return Ok((ok, bad));
+        }
     }
-    rt.flush_logs()?;
-    Ok((ok, bad))
 }
 
 pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let spec = load_spec(&a.config)?;
-    let mut body = Vec::new();
-    if a.input.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut body)?;
-    } else {
-        body = std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
-    }
-    let container = body.starts_with(b"Obj\x01");
-    let records = if container {
-        Some(avro_container_records(&spec, &body, &a.input)?)
+    let shown = a.input.display().to_string();
+    let (container, mut input) = open_input(&a.input)?;
+    let avro = if container {
+        Some(avro_source_schema(&spec, &shown)?)
     } else {
         None
     };
-    // Ingest only appends: no workers run.
+    // Ingest only appends: no workers, no state, no outputs.
     let rt = Runtime::start(
         spec,
         RunOptions {
@@ -114,32 +148,22 @@ pub fn ingest(a: IngestArgs) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
     )?;
-    let (ok, bad) = match &records {
-        Some(records) => {
-            let outcome = rt
-                .append_records(0, records.iter().map(Vec::as_slice))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            rt.flush_logs()?;
-            (outcome.accepted, outcome.rejected)
-        }
-        None => ingest_body(&rt, &body)?,
+    let counted = match &avro {
+        Some(schema) => ingest_avro_container(&rt, schema, &mut input, &shown),
+        None => ingest_lines(&rt, &mut input, &shown),
     };
+    // Stopping flushes what was appended, also when the input failed part-way.
     rt.stop(false)?;
+    let (ok, bad) = counted?;
     let unit = if container { "records" } else { "lines" };
     eprintln!("nowcast: appended {ok} events ({bad} refused {unit} appended for dead-lettering)");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The records of an Avro object container file, re-encoded as bare datums of the source's
-/// local schema (resolved from the file's writer schema), for a `framing = "bare"` Avro source.
-#[allow(deprecated)] // to_avro_datum: one datum without container framing
-fn avro_container_records(
-    spec: &PipelineSpec,
-    body: &[u8],
-    file: &std::path::Path,
-) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The local Avro schema of sources[0], which must be a `framing = "bare"` Avro source to take
+/// an Avro object container file.
+fn avro_source_schema(spec: &PipelineSpec, shown: &str) -> anyhow::Result<apache_avro::Schema> {
     use nowcast_spec::{BinaryFormat, Framing, SourceFormat};
-    let shown = file.display();
     let f = match &spec.sources[0].format {
         SourceFormat::Schema(f) if f.format == BinaryFormat::Avro && f.framing == Framing::Bare => f,
         _ => anyhow::bail!(
@@ -151,24 +175,52 @@ fn avro_container_records(
     else {
         anyhow::bail!("sources[0] has no local Avro schema");
     };
-    let reader = apache_avro::Reader::builder(body)
-        .reader_schema(&schema)
+    Ok(schema)
+}
+
+/// Appends the records of an Avro object container file, re-encoded as bare datums of the
+/// source's local schema (resolved from the file's writer schema), a chunk at a time.
+#[allow(deprecated)] // to_avro_datum: one datum without container framing
+fn ingest_avro_container(
+    rt: &Runtime,
+    schema: &apache_avro::Schema,
+    input: &mut dyn BufRead,
+    shown: &str,
+) -> anyhow::Result<(u64, u64)> {
+    let reader = apache_avro::Reader::builder(input)
+        .reader_schema(schema)
         .build()
         .with_context(|| format!("{shown}: not a readable Avro container file"))?;
-    let mut out = Vec::new();
+    let (mut ok, mut bad) = (0, 0);
+    let mut chunk: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    let mut append = |chunk: &mut Vec<Vec<u8>>| -> anyhow::Result<()> {
+        let outcome = rt
+            .append_records(0, chunk.iter().map(Vec::as_slice))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        ok += outcome.accepted;
+        bad += outcome.rejected;
+        chunk.clear();
+        Ok(())
+    };
     for (i, value) in reader.enumerate() {
         let value = value.with_context(|| {
             format!(
-                "{shown}: record {} cannot be read with the source's schema",
+                "{shown}: record {} cannot be read with the source's schema (the {i} records before it were appended)",
                 i + 1
             )
         })?;
-        out.push(
-            apache_avro::to_avro_datum(&schema, value)
-                .with_context(|| format!("{shown}: record {}", i + 1))?,
-        );
+        let datum = apache_avro::to_avro_datum(schema, value)
+            .with_context(|| format!("{shown}: record {}", i + 1))?;
+        bytes += datum.len();
+        chunk.push(datum);
+        if bytes >= INGEST_CHUNK_BYTES {
+            append(&mut chunk)?;
+            bytes = 0;
+        }
     }
-    Ok(out)
+    append(&mut chunk)?;
+    Ok((ok, bad))
 }
 
 /// Starts the HTTP API on its own runtime thread; returns a handle that stops it.
