@@ -30,13 +30,13 @@ pub struct RegistrySection {
     #[serde(default)]
     pub insecure_skip_verify: Option<bool>,
     /// Timeout of one request. Default `5s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::raw::opt_duration")]
     pub timeout: Option<String>,
     /// Retries after a failed request (unreachable, 5xx). Default 4.
     #[serde(default)]
     pub retries: Option<u32>,
     /// First pause between retries, doubling. Default `200ms`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::raw::opt_duration")]
     pub backoff: Option<String>,
     /// Subject naming: `topic` (`<topic>-value`, default), `record` (`<record full name>`) or
     /// `topic_record` (`<topic>-<record full name>`).

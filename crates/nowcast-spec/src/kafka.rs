@@ -21,7 +21,7 @@ pub struct KafkaSection {
     #[serde(default)]
     pub delivery: Option<String>,
     /// How often state, outputs and offsets are committed. Default `100ms`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::raw::opt_duration")]
     pub commit_interval: Option<String>,
     /// Processing threads per instance; each is a consumer-group member with its own producer.
     /// Default 1.
@@ -41,12 +41,12 @@ pub struct KafkaSection {
     #[serde(default)]
     pub min_insync_replicas: Option<u16>,
     /// Retention of raw event topics. Default `48h`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::raw::opt_duration")]
     pub retention: Option<String>,
     /// How often each owned partition's state is also snapshotted to the local store
     /// (`<data_dir>/kafka/<group>/<instance>`), so a restart reads only the changelog after
     /// it. `0s` disables the store. Default `60s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::raw::opt_duration")]
     pub snapshot_interval: Option<String>,
     /// Output topics.
     #[serde(default)]

@@ -1,8 +1,34 @@
 //! The raw, user-facing spec as written in TOML. Unknown keys are refused. Durations are text
 //! (`"5m"`); everything is checked later by [`crate::validate`].
 
+use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// Reads duration text, so that a wrong type names what a duration looks like
+/// ("expected a duration string like \"30s\", got integer 5").
+struct DurationText;
+
+impl Visitor<'_> for DurationText {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration string like \"30s\"")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+/// `deserialize_with` for a required duration.
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_string(DurationText)
+}
+
+/// `deserialize_with` for an optional duration (with `#[serde(default)]`).
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    duration(d).map(Some)
+}
 
 /// `[pipeline]`: global settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,7 +44,7 @@ pub struct PipelineSection {
     #[serde(default)]
     pub data_dir: Option<String>,
     /// How often each worker checkpoints its state and output positions. Default `5s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub checkpoint_interval: Option<String>,
     /// Processing threads. Default: the number of CPU cores, at most `partitions`.
     #[serde(default)]
@@ -74,10 +100,10 @@ pub struct SourceSection {
     pub id_field: Option<String>,
     /// How far behind the entity's newest event an event may be and still be applied.
     /// Default `0s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub allowed_lateness: Option<String>,
     /// Event times further than this ahead of the wall clock are refused as absurd. Default `1h`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub max_future: Option<String>,
     /// Declared fields and their types (`number`, `string`, `bool`, `any`). When present,
     /// features, filters and model inputs may only use declared fields of a usable type.
@@ -117,9 +143,10 @@ pub struct FeatureSection {
     #[serde(default)]
     pub field: Option<String>,
     /// Window length, e.g. `5m`, `1h`, `1d`.
+    #[serde(deserialize_with = "duration")]
     pub window: String,
     /// Tile size for the tiled window. Default: window / 60.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub hop: Option<String>,
     /// Keep every event in the window instead of tiles (exact, more memory).
     #[serde(default)]
@@ -134,7 +161,7 @@ pub struct FeatureSection {
     #[serde(default)]
     pub relative_accuracy: Option<f64>,
     /// `decayed_sum`: half-life, e.g. `10m`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub half_life: Option<String>,
     /// Only events matching the filter feed the feature.
     #[serde(default)]
@@ -169,7 +196,7 @@ pub struct ModelSection {
     #[serde(default)]
     pub defaults: BTreeMap<String, f64>,
     /// How often the model file is checked for a new version. Default `1s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub reload_interval: Option<String>,
     /// `onnx`: `auto` (default) compiles a tree-ensemble graph to native code when it scores
     /// exactly as ONNX Runtime does; `onnxruntime` always scores through ONNX Runtime.
@@ -191,10 +218,10 @@ pub struct ServingSection {
 #[serde(deny_unknown_fields)]
 pub struct SloSection {
     /// Target P99 of event time → prediction. Default `100ms`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub p99_event_to_prediction: Option<String>,
     /// Target P99 freshness (now − newest applied event time). Default `1s`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub freshness_p99: Option<String>,
 }
 

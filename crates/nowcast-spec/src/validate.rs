@@ -81,6 +81,36 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// serde's "invalid type: integer `5`, expected a string" → "expected a string, got integer 5".
+fn type_message(msg: &str) -> String {
+    match msg
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(", expected "))
+    {
+        Some((got, expected)) => format!("expected {expected}, got {}", got.replace('`', "")),
+        None => msg.to_string(),
+    }
+}
+
+/// The fix for one of serde's messages.
+fn fix_for(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        // "unknown field `x`, expected one of `a`, `b`" → suggest the closest key.
+        let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        match suggest(word, keys.iter().copied()) {
+            s if s.starts_with("did you mean") => s,
+            _ => "remove or rename the key; the message lists the accepted keys".to_string(),
+        }
+    } else if msg.starts_with("missing field") {
+        "add the field".to_string()
+    } else if msg.contains("expected a duration string") {
+        "write the duration as text with a unit, e.g. `\"30s\"`".to_string()
+    } else {
+        "correct the value's type".to_string()
+    }
+}
+
 fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let all: Vec<&str> = candidates.into_iter().collect();
     let best = all.iter().map(|c| (distance(word, c), *c)).min();
@@ -111,34 +141,61 @@ impl Validator {
         });
     }
 
-    /// Deserialises one section, turning serde's message into a problem at `path`.
+    /// Deserialises one section. On failure each offending key is reported at its own path
+    /// (`sources[0].allowed_lateness: expected …, got integer 5`), and a missing required key
+    /// too, instead of serde's first error only.
     fn section<T: for<'de> Deserialize<'de>>(
         &mut self,
         path: &str,
         value: toml::Value,
     ) -> Option<T> {
-        match T::deserialize(value) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let msg = e.message().to_string();
-                let fix = if let Some(rest) = msg.strip_prefix("unknown field `") {
-                    // "unknown field `x`, expected one of `a`, `b`" → suggest the closest key.
-                    let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
-                    let keys: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-                    match suggest(word, keys.iter().copied()) {
-                        s if s.starts_with("did you mean") => s,
-                        _ => "remove or rename the key; the message lists the accepted keys"
-                            .to_string(),
-                    }
-                } else if msg.starts_with("missing field") {
-                    "add the field".to_string()
-                } else {
-                    "correct the value's type".to_string()
-                };
-                self.push(path, msg, fix);
-                None
+        let first = match T::deserialize(value.clone()) {
+            Ok(v) => return Some(v),
+            Err(e) => e.message().to_string(),
+        };
+        let toml::Value::Table(table) = value else {
+            self.push(path, type_message(&first), fix_for(&first));
+            return None;
+        };
+        // Each key alone: an error other than "missing field" is that key's own.
+        let mut rest = table.clone();
+        for (key, v) in &table {
+            let alone = toml::Table::from_iter([(key.clone(), v.clone())]);
+            let Err(e) = T::deserialize(toml::Value::Table(alone)) else {
+                continue;
+            };
+            let msg = e.message().to_string();
+            if msg.starts_with("missing field") {
+                continue;
+            }
+            rest.remove(key);
+            if msg.starts_with(&format!("unknown field `{key}`")) {
+                self.push(path, msg.clone(), fix_for(&msg));
+            } else {
+                self.push(format!("{path}.{key}"), type_message(&msg), fix_for(&msg));
             }
         }
+        let reported = rest.len() < table.len();
+        match T::deserialize(toml::Value::Table(rest)) {
+            Err(e) if e.message().starts_with("missing field `") => {
+                let msg = e.message();
+                let field = msg["missing field `".len()..]
+                    .split('`')
+                    .next()
+                    .unwrap_or("");
+                if table.contains_key(field) {
+                    return None; // present with a problem reported above
+                }
+                self.push(
+                    format!("{path}.{field}"),
+                    format!("missing field `{field}`"),
+                    format!("add `{field}`"),
+                );
+            }
+            _ if reported => {}
+            _ => self.push(path, type_message(&first), fix_for(&first)),
+        }
+        None
     }
 
     pub(crate) fn duration(
@@ -230,15 +287,12 @@ impl Validator {
 
         let pipeline = pipeline?;
         let sources = self.sources(&sources_raw, registry.is_some(), dir);
-        let (feature_defs, feature_inputs) = self.features(&features_raw, &sources_raw, &sources);
-        // Names of features that failed to parse are still known: no cascade of errors.
-        let declared: Vec<String> = match table.get("features") {
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .filter_map(|f| f.get("name")?.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        };
+        // Names of sources and features that failed to parse are still known: their own
+        // problems are reported, references to them are not (no cascade of errors).
+        let declared_sources = declared_names(&table, "sources");
+        let declared = declared_names(&table, "features");
+        let (feature_defs, feature_inputs) =
+            self.features(&features_raw, &sources_raw, &sources, &declared_sources);
         let model =
             model_raw.and_then(|m| self.model(&m, &declared, &feature_defs, &sources_raw, dir));
 
@@ -522,6 +576,8 @@ impl Validator {
     fn check_field(&mut self, path: String, src: &SourceSection, field: &str, kind: InputKind) {
         let Some(fields) = &src.fields else { return };
         match fields.get(field) {
+            // An unknown type is reported at the source's `fields`: no follow-up here.
+            Some(ty) if !FIELD_TYPES.contains(&ty.as_str()) => {}
             None => self.push(
                 path,
                 format!("source `{}` has no field `{field}`", src.name),
@@ -544,6 +600,7 @@ impl Validator {
         raw: &[Option<FeatureSection>],
         raw_sources: &[Option<SourceSection>],
         sources: &[Source],
+        declared_sources: &[String],
     ) -> (Vec<FeatureDef>, Vec<FeatureInput>) {
         let mut defs = Vec::new();
         let mut inputs = Vec::new();
@@ -561,19 +618,18 @@ impl Validator {
                     "give each feature a unique name",
                 );
             }
-            let Some(source) = sources.iter().position(|s| s.name == f.source) else {
+            let source = sources.iter().position(|s| s.name == f.source);
+            if source.is_none() && !declared_sources.contains(&f.source) {
                 self.push(
                     format!("{p}.source"),
                     format!("unknown source `{}`", f.source),
-                    suggest(&f.source, sources.iter().map(|s| s.name.as_str())),
+                    suggest(&f.source, declared_sources.iter().map(String::as_str)),
                 );
-                continue;
-            };
-            let src_raw = raw_sources
-                .iter()
-                .flatten()
-                .find(|s| s.name == f.source)
-                .expect("source exists");
+            }
+            // `None` for a declared source with problems of its own: the feature's fields are
+            // not checked against it.
+            let src_raw =
+                source.and_then(|_| raw_sources.iter().flatten().find(|s| s.name == f.source));
             let window = self.duration(format!("{p}.window"), Some(&f.window), 60_000, true);
             let exact = f.exact.unwrap_or(false);
             let hop = if exact {
@@ -605,7 +661,9 @@ impl Validator {
             let needs_field = kind != InputKind::Presence;
             let field = match (&f.field, needs_field) {
                 (Some(field), _) => {
-                    self.check_field(format!("{p}.field"), src_raw, field, kind);
+                    if let Some(src) = src_raw {
+                        self.check_field(format!("{p}.field"), src, field, kind);
+                    }
                     Some(field.clone())
                 }
                 (None, true) => {
@@ -622,6 +680,7 @@ impl Validator {
                 .filter
                 .as_ref()
                 .and_then(|flt| self.filter(&format!("{p}.filter"), flt, src_raw));
+            let Some(source) = source else { continue };
             // Features with the same (source, field, kind, filter) share an input column.
             let same = |x: &FeatureInput| {
                 x.source == source && x.field == field && x.kind == kind && x.filter == filter
@@ -756,8 +815,15 @@ impl Validator {
         }
     }
 
-    fn filter(&mut self, p: &str, f: &FilterSection, src: &SourceSection) -> Option<Filter> {
-        self.check_field(format!("{p}.field"), src, &f.field, InputKind::Hash);
+    fn filter(
+        &mut self,
+        p: &str,
+        f: &FilterSection,
+        src: Option<&SourceSection>,
+    ) -> Option<Filter> {
+        if let Some(src) = src {
+            self.check_field(format!("{p}.field"), src, &f.field, InputKind::Hash);
+        }
         let scalar = |v: &mut Self, path: String, value: &toml::Value| match value {
             toml::Value::String(s) => Some(Scalar::Str(s.clone())),
             toml::Value::Integer(i) => Some(Scalar::Num(*i as f64)),
@@ -990,6 +1056,17 @@ impl Validator {
             reload_interval,
             compile_trees,
         })
+    }
+}
+
+/// The `name` of every table in the array `key`, parsed or not.
+fn declared_names(table: &toml::Table, key: &str) -> Vec<String> {
+    match table.get(key) {
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .filter_map(|f| f.get("name")?.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{problems, GOOD};
 use nowcast_spec::{parse_spec, read_spec, ModelInput};
 
 fn repo_root() -> PathBuf {
@@ -82,41 +85,6 @@ fn model_engine_is_checked_with_its_fix() {
             .any(|p| p.contains("model.engine: `engine` applies to onnx models only")),
         "{p:?}"
     );
-}
-
-const GOOD: &str = r#"
-[pipeline]
-name = "t"
-[[sources]]
-name = "tx"
-key_field = "user"
-time_field = "ts"
-fields = { user = "string", ts = "any", amount = "number", merchant = "string" }
-[[features]]
-name = "n_1h"
-source = "tx"
-aggregation = "count"
-window = "1h"
-[[features]]
-name = "last3"
-source = "tx"
-aggregation = "last_n"
-field = "amount"
-n = 3
-window = "5m"
-[model]
-name = "m"
-type = "logistic"
-weights = [0.5, 1.0, 2.0]
-request_fields = ["amount"]
-inputs = ["amount", "n_1h", "last3[0]"]
-"#;
-
-fn problems(text: &str) -> Vec<String> {
-    match parse_spec(text, "test.toml", Path::new(".")) {
-        Ok(_) => vec![],
-        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
-    }
 }
 
 #[test]
