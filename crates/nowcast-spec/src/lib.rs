@@ -13,6 +13,7 @@
 
 mod formats;
 mod kafka;
+mod names;
 pub mod raw;
 mod spec;
 mod validate;

@@ -623,7 +623,7 @@ impl Validator {
                 self.push(
                     format!("{p}.source"),
                     format!("unknown source `{}`", f.source),
-                    suggest(&f.source, declared_sources.iter().map(String::as_str)),
+                    suggest(&f.source, named(declared_sources)),
                 );
             }
             // `None` for a declared source with problems of its own: the feature's fields are
@@ -936,6 +936,7 @@ impl Validator {
                 "list the features and request fields it takes, in order",
             );
         }
+        self.shared_names(m, declared);
         let mut used: BTreeMap<&str, usize> = BTreeMap::new();
         let mut inputs = Vec::new();
         for (i, name) in m.inputs.iter().enumerate() {
@@ -984,10 +985,7 @@ impl Validator {
             } else if declared.iter().any(|d| d == base) {
                 // The feature itself has a problem, reported at its own path.
             } else {
-                let candidates = declared
-                    .iter()
-                    .map(String::as_str)
-                    .chain(m.request_fields.iter().map(String::as_str));
+                let candidates = named(declared).chain(m.request_fields.iter().map(String::as_str));
                 let hint = suggest(name, candidates);
                 self.push(
                     format!("model.inputs[{i}]"),
@@ -1059,15 +1057,24 @@ impl Validator {
     }
 }
 
-/// The `name` of every table in the array `key`, parsed or not.
+/// The `name` of every table in the array `key`, parsed or not, by position (empty when a
+/// table has none).
 fn declared_names(table: &toml::Table, key: &str) -> Vec<String> {
     match table.get(key) {
         Some(toml::Value::Array(items)) => items
             .iter()
-            .filter_map(|f| f.get("name")?.as_str().map(String::from))
+            .map(|f| {
+                let name = f.get("name").and_then(|n| n.as_str());
+                name.unwrap_or_default().to_string()
+            })
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The non-empty names of `declared_names`.
+fn named(names: &[String]) -> impl Iterator<Item = &str> {
+    names.iter().map(String::as_str).filter(|n| !n.is_empty())
 }
 
 fn resolve(dir: &Path, p: &str) -> PathBuf {
@@ -1080,7 +1087,7 @@ fn resolve(dir: &Path, p: &str) -> PathBuf {
 }
 
 /// `name[3]` → (`name`, Some(3)).
-fn split_element(name: &str) -> (&str, Option<usize>) {
+pub(crate) fn split_element(name: &str) -> (&str, Option<usize>) {
     if let Some(open) = name
         .strip_suffix(']')
         .and_then(|s| s.rfind('[').map(|i| (i, s)))
