@@ -65,59 +65,65 @@ fn main() -> ExitCode {
     }
 }
 
+/// Checks the spec, then what `run` would find at start: the schemas, the model and the
+/// librdkafka properties. `ok` is printed only when all of it passed.
 fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match nowcast_spec::read_spec(config) {
-        Ok(spec) => {
-            println!(
-                "{}: ok: pipeline `{}`, {} source(s), {} feature(s), model `{}` with {} inputs",
-                config.display(),
-                spec.name,
-                spec.sources.len(),
-                spec.engine.features.len(),
-                spec.model.name,
-                spec.model.inputs.len()
-            );
-            if let nowcast_spec::ModelKindDef::Onnx { path } = &spec.model.kind {
-                if !path.exists() {
-                    eprintln!("{}: model.path: {} does not exist (fix: train it with models/train.py or correct the path)", config.display(), path.display());
-                    return Ok(ExitCode::from(2));
-                }
-            }
-            let mut problems = schemas::check(&spec, config);
-            // Load the model as `run` will: its input width against `model.inputs`, its output,
-            // and which engine scores it.
-            match nowcast_model::LoadedModel::load_with(
-                &nowcast_pipeline::runtime::model_spec(&spec),
-                &nowcast_pipeline::runtime::model_options(&spec),
-            ) {
-                Ok(model) => println!(
-                    "{}: model `{}` version {}: scored by {}",
-                    config.display(),
-                    model.name(),
-                    model.version(),
-                    model.engine()
-                ),
-                Err(e) => problems.push(format!("{}: model: {e}", config.display())),
-            }
-            if let Some(kafka) = &spec.kafka {
-                problems.extend(
-                    nowcast_kafka::client::property_problems(kafka, &config.display().to_string())
-                        .iter()
-                        .map(ToString::to_string),
-                );
-            }
-            for p in &problems {
-                eprintln!("{p}");
-            }
-            Ok(if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
-        }
+    let spec = match nowcast_spec::read_spec(config) {
+        Ok(spec) => spec,
         Err(e) => {
             eprint!("{e}");
-            Ok(ExitCode::from(2))
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut problems = schemas::check(&spec, config);
+    let missing = match &spec.model.kind {
+        nowcast_spec::ModelKindDef::Onnx { path } if !path.exists() => Some(path),
+        _ => None,
+    };
+    if let Some(path) = missing {
+        problems.push(format!(
+            "{}: model.path: {} does not exist (fix: train it with models/train.py or correct the path)",
+            config.display(),
+            path.display()
+        ));
+    } else {
+        // Load the model as `run` will: its input width against `model.inputs`, its output,
+        // and which engine scores it.
+        match nowcast_model::LoadedModel::load_with(
+            &nowcast_pipeline::runtime::model_spec(&spec),
+            &nowcast_pipeline::runtime::model_options(&spec),
+        ) {
+            Ok(model) => println!(
+                "{}: model `{}` version {}: scored by {}",
+                config.display(),
+                model.name(),
+                model.version(),
+                model.engine()
+            ),
+            Err(e) => problems.push(format!("{}: model: {e}", config.display())),
         }
     }
+    if let Some(kafka) = &spec.kafka {
+        problems.extend(
+            nowcast_kafka::client::property_problems(kafka, &config.display().to_string())
+                .iter()
+                .map(ToString::to_string),
+        );
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        return Ok(ExitCode::from(2));
+    }
+    println!(
+        "{}: ok: pipeline `{}`, {} source(s), {} feature(s), model `{}` with {} inputs",
+        config.display(),
+        spec.name,
+        spec.sources.len(),
+        spec.engine.features.len(),
+        spec.model.name,
+        spec.model.inputs.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }

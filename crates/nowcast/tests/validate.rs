@@ -63,3 +63,77 @@ fn validate_reports_every_librdkafka_property_librdkafka_refuses() {
         "{out}"
     );
 }
+
+/// `nowcast validate` without `NOWCAST_REGISTRY` (so a spec's `[registry]` needs its `url`).
+fn validate_without_registry(spec: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("NOWCAST_REGISTRY")
+        .args(["validate", "--config"])
+        .arg(spec)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn validate_prints_ok_only_when_the_model_and_schema_checks_pass_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(kafka_spec(dir.path(), "")).unwrap();
+    let model = repo().join("models/fraud_gbt.onnx").canonicalize().unwrap();
+    let model = model.display().to_string();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let narrower = text.replace(
+        "\"secs_since_last_1d\", \"amount_p95_1d\",",
+        "\"secs_since_last_1d\",",
+    );
+    assert_ne!(narrower, text, "the example's model inputs changed");
+    // The Avro example without a registry URL, its model path resolved.
+    let avro = std::fs::read_to_string(repo().join("examples/kafka-avro/pipeline.toml"))
+        .unwrap()
+        .replace("../../models/fraud_gbt.onnx", &model)
+        .replace(
+            "schema = \"transaction.avsc\"",
+            &format!(
+                "schema = \"{}\"",
+                repo()
+                    .join("examples/kafka-avro/transaction.avsc")
+                    .display()
+            ),
+        );
+    assert!(
+        !avro.contains("url ="),
+        "the Avro example now gives a registry url"
+    );
+    for (name, spec, expected) in [
+        (
+            "missing-model.toml",
+            text.replace(&model, "/nonexistent/model.onnx"),
+            "model.path: /nonexistent/model.onnx does not exist",
+        ),
+        (
+            "narrower.toml",
+            narrower,
+            "takes 12 inputs, the spec lists 11",
+        ),
+        ("avro.toml", avro, "[registry] has no `url`"),
+    ] {
+        let (code, out) = validate_without_registry(&write(name, spec));
+        assert_eq!(code, Some(2), "{name}: {out}");
+        assert!(out.contains(expected), "{name}: {out}");
+        assert!(
+            !out.contains(": ok:"),
+            "{name}: `ok` despite a problem: {out}"
+        );
+    }
+    let (code, out) = validate_without_registry(&write("good.toml", text));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(": ok: pipeline"), "{out}");
+}
