@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 mod formats;
+mod hints;
 mod kafka;
 mod names;
 pub mod raw;

@@ -8,6 +8,8 @@ use nowcast_core::{parse_duration, Millis};
 use nowcast_window::{Aggregation, EngineConfig, FeatureDef, Hop, SourceDef, Window};
 use serde::Deserialize;
 
+use crate::hints::suggest;
+use crate::names::{unknown_input_fix, unused_request_field_fix};
 use crate::raw::*;
 use crate::spec::*;
 use crate::{Problem, SpecError};
@@ -65,22 +67,6 @@ pub(crate) struct Validator {
     problems: Vec<Problem>,
 }
 
-/// Edit distance, for "did you mean" hints.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// serde's "invalid type: integer `5`, expected a string" → "expected a string, got integer 5".
 fn type_message(msg: &str) -> String {
     match msg
@@ -108,22 +94,6 @@ fn fix_for(msg: &str) -> String {
         "write the duration as text with a unit, e.g. `\"30s\"`".to_string()
     } else {
         "correct the value's type".to_string()
-    }
-}
-
-fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    let all: Vec<&str> = candidates.into_iter().collect();
-    let best = all.iter().map(|c| (distance(word, c), *c)).min();
-    match best {
-        Some((d, c)) if d <= 2.max(word.len() / 3) => format!("did you mean `{c}`?"),
-        _ if all.is_empty() => "none are declared".to_string(),
-        _ => format!(
-            "use one of: {}",
-            all.iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 
@@ -207,6 +177,19 @@ impl Validator {
     ) -> Millis {
         let Some(text) = text else { return default };
         match parse_duration(text) {
+            Err(_)
+                if text
+                    .trim()
+                    .strip_prefix('-')
+                    .is_some_and(|t| parse_duration(t).is_ok()) =>
+            {
+                self.push(
+                    path,
+                    format!("`{text}`: durations must not be negative"),
+                    format!("write `{}`", text.trim().trim_start_matches('-')),
+                );
+                default
+            }
             Ok(ms) if positive && ms <= 0 => {
                 self.push(
                     path,
@@ -754,12 +737,18 @@ impl Validator {
             "distinct_count" => (Aggregation::DistinctCount, Hash),
             "last_n" => {
                 let n = f.n.unwrap_or(0);
-                if !(1..=64).contains(&n) {
-                    self.push(
+                match f.n {
+                    None => self.push(
+                        format!("{p}.n"),
+                        "last_n needs `n`, how many values to keep (1 to 64); it is missing",
+                        "add e.g. `n = 5`",
+                    ),
+                    Some(n) if !(1..=64).contains(&n) => self.push(
                         format!("{p}.n"),
                         format!("last_n needs `n` between 1 and 64, got {n}"),
-                        "add e.g. `n = 5`",
-                    );
+                        "use e.g. `n = 5`",
+                    ),
+                    Some(_) => {}
                 }
                 (Aggregation::LastN(n.clamp(1, 64)), Number)
             }
@@ -985,12 +974,10 @@ impl Validator {
             } else if declared.iter().any(|d| d == base) {
                 // The feature itself has a problem, reported at its own path.
             } else {
-                let candidates = named(declared).chain(m.request_fields.iter().map(String::as_str));
-                let hint = suggest(name, candidates);
                 self.push(
                     format!("model.inputs[{i}]"),
                     format!("`{name}` is neither a feature nor a request field"),
-                    format!("{hint}; declare request-time fields in `model.request_fields`"),
+                    unknown_input_fix(name, m, declared, raw_sources),
                 );
             }
         }
@@ -999,8 +986,9 @@ impl Validator {
                 self.push(
                     format!("model.request_fields[{i}]"),
                     format!("`{field}` is not a model input"),
-                    "add it to `model.inputs` or remove it",
+                    unused_request_field_fix(field, m, declared, raw_sources),
                 );
+                continue; // whether the events carry it is beside the point
             }
             for src in raw_sources.iter().flatten() {
                 self.check_field(

@@ -34,3 +34,21 @@ fn a_request_field_listed_twice_is_refused() {
         ["model.request_fields[1]: `amount` is listed twice (also request_fields[0]) (fix: list each request field once)"]
     );
 }
+
+#[test]
+fn a_typo_in_request_fields_is_pointed_at_not_the_correct_model_input() {
+    let p = problems(&GOOD.replace(
+        "request_fields = [\"amount\"]",
+        "request_fields = [\"amout\"]",
+    ));
+    assert_eq!(
+        p,
+        [
+            "model.inputs[0]: `amount` is neither a feature nor a request field (fix: `amount` \
+             is a field of source `tx`; `amout` in `model.request_fields` looks like a typo of \
+             it: write `amount` there)",
+            "model.request_fields[0]: `amout` is not a model input (fix: did you mean `amount` \
+             (a model input and a field of source `tx`)?)",
+        ]
+    );
+}

@@ -1,0 +1,56 @@
+//! The fixes suggested for small mistakes say what is wrong and point at the right value.
+
+mod common;
+
+use common::{problems, GOOD};
+
+#[test]
+fn an_aggregation_alias_or_prefix_suggests_the_aggregation_meant() {
+    let with = |agg: &str| {
+        problems(&GOOD.replace(
+            "aggregation = \"count\"",
+            &format!("aggregation = \"{agg}\"\nfield = \"amount\""),
+        ))
+    };
+    for (written, meant) in [
+        ("std", "stddev"),
+        ("avg", "mean"),
+        ("distinct", "distinct_count"),
+        ("decayed", "decayed_sum"),
+        ("cuont", "count"),
+    ] {
+        let p = with(written);
+        assert_eq!(
+            p,
+            [format!(
+                "features[0].aggregation: unknown aggregation `{written}` (fix: did you mean `{meant}`?)"
+            )]
+        );
+    }
+}
+
+#[test]
+fn a_last_n_without_n_says_n_is_missing_not_zero() {
+    let p = problems(&GOOD.replace("n = 3\n", ""));
+    assert_eq!(
+        p,
+        ["features[1].n: last_n needs `n`, how many values to keep (1 to 64); it is missing (fix: add e.g. `n = 5`)"]
+    );
+    let p = problems(&GOOD.replace("n = 3\n", "n = 65\n"));
+    assert_eq!(
+        p,
+        ["features[1].n: last_n needs `n` between 1 and 64, got 65 (fix: use e.g. `n = 5`)"]
+    );
+}
+
+#[test]
+fn a_negative_duration_is_called_negative_not_unreadable() {
+    let p = problems(&GOOD.replace(
+        "time_field = \"ts\"",
+        "time_field = \"ts\"\nallowed_lateness = \"-5s\"",
+    ));
+    assert_eq!(
+        p,
+        ["sources[0].allowed_lateness: `-5s`: durations must not be negative (fix: write `5s`)"]
+    );
+}
