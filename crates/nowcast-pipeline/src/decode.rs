@@ -22,7 +22,7 @@ impl FieldTable {
 use std::fmt;
 
 use nowcast_core::{parse_event_time, Millis, RejectReason};
-use nowcast_spec::{FilterOp, InputKind, PipelineSpec, Scalar};
+use nowcast_spec::{FilterOp, InputKind, PipelineSpec, Scalar, TimeUnit};
 use nowcast_window::Input;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
@@ -65,6 +65,8 @@ pub struct Decoder {
     features: Vec<FeatureSlot>,
     request: Vec<usize>,
     max_future: Millis,
+    /// The unit of a numeric event time.
+    time_unit: TimeUnit,
     max_bytes: usize,
     /// Avro or Protobuf; `None` for JSON.
     binary: Option<Arc<SchemaSource>>,
@@ -229,8 +231,17 @@ impl Decoder {
             features,
             request,
             max_future: src.max_future,
+            time_unit: src.time_unit,
             max_bytes: spec.max_record_bytes,
         }
+    }
+
+    /// The spec name of the source's `time_unit`, for messages.
+    fn unit_name(&self) -> &'static str {
+        TimeUnit::ALL
+            .iter()
+            .find(|(u, _)| *u == self.time_unit)
+            .map_or("ms", |(_, n)| n)
     }
 
     /// Decodes `bytes` into `out`. `now` is the wall clock, for the far-future check.
@@ -317,8 +328,15 @@ impl Decoder {
                     format!("event-time field `{tname}` is missing"),
                 ))
             }
-            Val::Int(ms) => *ms,
-            Val::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => *n as i64,
+            Val::Int(v) => self.time_unit.int_to_millis(*v).ok_or_else(|| {
+                DecodeError::new(
+                    RejectReason::AbsurdTime,
+                    format!("field `{tname}`: {v} {} is out of range", self.unit_name()),
+                )
+            })?,
+            Val::Num(n) if self.time_unit.num_to_millis(*n).is_some() => {
+                self.time_unit.num_to_millis(*n).expect("checked")
+            }
             Val::Str(s) => parse_event_time(s).map_err(|e| {
                 DecodeError::new(RejectReason::BadTime, format!("field `{tname}`: {e}"))
             })?,
@@ -326,13 +344,19 @@ impl Decoder {
                 return Err(DecodeError::new(
                     RejectReason::BadTime,
                     format!(
-                        "field `{tname}` is {}; use RFC 3339 text or integer epoch milliseconds",
-                        other.describe()
+                        "field `{tname}` is {}; use RFC 3339 text or an integer epoch time in {} (`time_unit`)",
+                        other.describe(),
+                        self.unit_name()
                     ),
                 ))
             }
         };
-        check_time(out.time, numeric, now, self.max_future)?;
+        check_time(
+            out.time,
+            numeric && self.time_unit == TimeUnit::Millis,
+            now,
+            self.max_future,
+        )?;
         out.id = match self.id.map(|i| &vals[i]) {
             Some(Val::Str(s)) => Some(s.to_string()),
             Some(Val::Int(i)) => Some(i.to_string()),
@@ -508,12 +532,14 @@ fn check_time(
     if numeric && (SECONDS_START..SECONDS_END).contains(&time) {
         return absurd(format!(
             "event time {time} read as epoch milliseconds is in 1970–1973; it looks like epoch \
-             seconds: send epoch milliseconds ({time}000) or RFC 3339 text"
+             seconds: send epoch milliseconds ({time}000) or RFC 3339 text, or set \
+             `time_unit = \"s\"` on the source"
         ));
     }
     if time > now.saturating_add(max_future) {
         let hint = if numeric && time >= MICROS_START {
-            "; it looks like epoch micro- or nanoseconds: send epoch milliseconds or RFC 3339 text"
+            "; it looks like epoch micro- or nanoseconds: send epoch milliseconds or RFC 3339 text, \
+             or set `time_unit = \"us\"` or `\"ns\"` on the source"
         } else {
             ""
         };
@@ -553,6 +579,59 @@ mod tests {
             assert_eq!(why, RejectReason::AbsurdTime);
             assert!(message.contains("micro- or nanoseconds"), "{message}");
         }
+    }
+
+    fn decoder(unit: Option<&str>) -> Decoder {
+        let unit = unit.map_or(String::new(), |u| format!("time_unit = \"{u}\"\n"));
+        let text = format!(
+            "[pipeline]\nname = \"t\"\n[[sources]]\nname = \"s\"\nkey_field = \"k\"\n\
+             time_field = \"ts\"\n{unit}[[features]]\nname = \"n\"\nsource = \"s\"\n\
+             aggregation = \"count\"\nwindow = \"1m\"\n[model]\nname = \"m\"\n\
+             type = \"logistic\"\ninputs = [\"n\"]\nweights = [1.0]\nintercept = 0.0\n"
+        );
+        let spec = nowcast_spec::parse_spec(&text, "t.toml", std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Decoder::new(&spec, 0, None).unwrap()
+    }
+
+    fn time_of(d: &Decoder, ts: &str) -> Result<Millis, (RejectReason, String)> {
+        let mut out = Decoded::default();
+        let line = format!(r#"{{"k":"u","ts":{ts}}}"#);
+        d.decode(line.as_bytes(), NOW, &mut out)
+            .map(|()| out.time)
+            .map_err(|e| (e.reason, e.detail))
+    }
+
+    #[test]
+    fn time_unit_reads_numeric_times_in_that_unit_and_text_as_it_is() {
+        let ms = NOW;
+        let text = r#""2026-11-29T00:00:00.250Z""#;
+        let text_ms = parse_event_time("2026-11-29T00:00:00.250Z").unwrap();
+        for (unit, numeric) in [
+            (None, ms.to_string()),
+            (Some("ms"), ms.to_string()),
+            (Some("s"), format!("{}.5", ms / 1000)),
+            (Some("us"), (ms * 1000 + 999).to_string()),
+            (Some("ns"), (ms as i128 * 1_000_000 + 999_999).to_string()),
+        ] {
+            let d = decoder(unit);
+            let want = if unit == Some("s") {
+                ms / 1000 * 1000 + 500
+            } else {
+                ms
+            };
+            assert_eq!(time_of(&d, &numeric), Ok(want), "{unit:?} {numeric}");
+            assert_eq!(time_of(&d, text), Ok(text_ms), "{unit:?}");
+        }
+        // Epoch seconds are plausible under `s`, not under the default.
+        let secs = (ms / 1000).to_string();
+        assert_eq!(time_of(&decoder(Some("s")), &secs), Ok(ms / 1000 * 1000));
+        let (why, message) = time_of(&decoder(None), &secs).unwrap_err();
+        assert_eq!(why, RejectReason::AbsurdTime);
+        assert!(message.contains(r#"time_unit = "s""#), "{message}");
+        // A fraction of a millisecond unit is not a time.
+        let (why, _) = time_of(&decoder(Some("us")), "1.5").unwrap_err();
+        assert_eq!(why, RejectReason::BadTime);
     }
 
     #[test]

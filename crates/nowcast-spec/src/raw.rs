@@ -105,6 +105,10 @@ pub struct SourceSection {
     /// Event times further than this ahead of the wall clock are refused as absurd. Default `1h`.
     #[serde(default, deserialize_with = "opt_duration")]
     pub max_future: Option<String>,
+    /// The unit of a numeric event time: `ms` (default), `s`, `us` or `ns`. RFC 3339 text is
+    /// read as it is whatever the unit.
+    #[serde(default)]
+    pub time_unit: Option<String>,
     /// Declared fields and their types (`number`, `string`, `bool`, `any`). When present,
     /// features, filters and model inputs may only use declared fields of a usable type.
     #[serde(default)]

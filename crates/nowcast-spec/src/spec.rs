@@ -67,6 +67,64 @@ pub struct Source {
     pub allowed_lateness: Millis,
     /// Largest accepted lead of event time over the wall clock.
     pub max_future: Millis,
+    /// The unit of a numeric event time.
+    pub time_unit: TimeUnit,
+}
+
+/// The unit of a numeric event-time field (`time_unit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeUnit {
+    /// Epoch seconds (a fraction keeps its milliseconds).
+    Seconds,
+    /// Epoch milliseconds.
+    #[default]
+    Millis,
+    /// Epoch microseconds (rounded down to the millisecond).
+    Micros,
+    /// Epoch nanoseconds (rounded down to the millisecond).
+    Nanos,
+}
+
+impl TimeUnit {
+    /// Every unit with its spec name.
+    pub const ALL: [(TimeUnit, &'static str); 4] = [
+        (TimeUnit::Seconds, "s"),
+        (TimeUnit::Millis, "ms"),
+        (TimeUnit::Micros, "us"),
+        (TimeUnit::Nanos, "ns"),
+    ];
+
+    /// The unit named `name` in a spec.
+    pub fn parse(name: &str) -> Option<TimeUnit> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(u, _)| *u)
+    }
+
+    /// An integer time in this unit as epoch milliseconds (`None` past the range of `i64`).
+    pub fn int_to_millis(self, v: i64) -> Option<Millis> {
+        match self {
+            TimeUnit::Seconds => v.checked_mul(1000),
+            TimeUnit::Millis => Some(v),
+            TimeUnit::Micros => Some(v.div_euclid(1000)),
+            TimeUnit::Nanos => Some(v.div_euclid(1_000_000)),
+        }
+    }
+
+    /// A number in this unit as epoch milliseconds: a whole number of milliseconds (seconds
+    /// may have a fraction, kept to the nearest millisecond); `None` for a fraction of a
+    /// finer unit, or a magnitude no integer time can have.
+    pub fn num_to_millis(self, v: f64) -> Option<Millis> {
+        if !v.is_finite() || v.abs() >= 9.0e15 {
+            return None;
+        }
+        match self {
+            TimeUnit::Seconds => {
+                let ms = (v * 1000.0).round();
+                (ms.abs() < 9.0e15).then_some(ms as Millis)
+            }
+            _ if v.fract() == 0.0 => self.int_to_millis(v as i64),
+            _ => None,
+        }
+    }
 }
 
 /// How a feature's input is read from the event.

@@ -206,6 +206,28 @@ impl Validator {
         }
     }
 
+    /// A source's `time_unit` (default milliseconds).
+    fn time_unit(&mut self, source: &str, name: Option<&str>) -> TimeUnit {
+        let Some(name) = name else {
+            return TimeUnit::default();
+        };
+        TimeUnit::parse(name).unwrap_or_else(|| {
+            let names: Vec<_> = TimeUnit::ALL
+                .iter()
+                .map(|(_, n)| format!("`{n}`"))
+                .collect();
+            self.push(
+                format!("{source}.time_unit"),
+                format!("unknown time unit `{name}`"),
+                format!(
+                    "use one of {} (epoch seconds, milliseconds, microseconds, nanoseconds)",
+                    names.join(", ")
+                ),
+            );
+            TimeUnit::default()
+        })
+    }
+
     fn spec(&mut self, text: &str, dir: &Path) -> Option<PipelineSpec> {
         let table: toml::Table = match text.parse() {
             Ok(t) => t,
@@ -550,6 +572,7 @@ impl Validator {
                     3_600_000,
                     true,
                 ),
+                time_unit: self.time_unit(&p, s.time_unit.as_deref()),
             });
         }
         out

@@ -54,3 +54,22 @@ fn a_negative_duration_is_called_negative_not_unreadable() {
         ["sources[0].allowed_lateness: `-5s`: durations must not be negative (fix: write `5s`)"]
     );
 }
+
+#[test]
+fn an_unknown_time_unit_lists_the_units() {
+    let p = problems(&GOOD.replace(
+        "time_field = \"ts\"",
+        "time_field = \"ts\"\ntime_unit = \"sec\"",
+    ));
+    assert_eq!(
+        p,
+        ["sources[0].time_unit: unknown time unit `sec` (fix: use one of `s`, `ms`, `us`, `ns` (epoch seconds, milliseconds, microseconds, nanoseconds))"]
+    );
+    for unit in ["s", "ms", "us", "ns"] {
+        let text = GOOD.replace(
+            "time_field = \"ts\"",
+            &format!("time_field = \"ts\"\ntime_unit = \"{unit}\""),
+        );
+        assert!(problems(&text).is_empty(), "{unit}");
+    }
+}
