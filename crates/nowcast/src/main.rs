@@ -30,9 +30,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Write a seeded synthetic card-transaction stream as JSON lines.
+    /// Write a seeded synthetic card-transaction stream: JSON lines, an Avro container file, or records produced to Kafka.
     Generate(generate::GenerateArgs),
-    /// Append JSON-lines events from a file (or `-` for stdin) to the pipeline's input log.
+    /// Append events from a file (or `-` for stdin) to a stopped pipeline's embedded input log: JSON lines, or an Avro object container file.
     Ingest(run::IngestArgs),
     /// Run a pipeline: process, score, serve — on the embedded log, or on Apache Kafka when
     /// the spec has a `[kafka]` section.

@@ -16,7 +16,7 @@ pub struct IngestArgs {
     /// The spec file.
     #[arg(long)]
     config: PathBuf,
-    /// JSON-lines file, or `-` for stdin.
+    /// JSON-lines file or Avro object container file, or `-` for stdin.
     #[arg(long)]
     input: PathBuf,
     /// Overrides the spec's data directory.
