@@ -215,6 +215,12 @@ pub struct ServingSection {
     /// Listen address. Default `127.0.0.1:8080`.
     #[serde(default)]
     pub addr: Option<String>,
+    /// Largest request body in bytes; larger ones get 413. Default 8388608 (8 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Most entities in one `POST /v1/features`; more get 400. Default 1000.
+    #[serde(default)]
+    pub max_batch_entities: Option<usize>,
 }
 
 /// `[slo]`: the service-level objective reported against.

@@ -33,6 +33,10 @@ pub struct PipelineSpec {
     pub model: ModelDef,
     /// Serving listen address.
     pub serving_addr: SocketAddr,
+    /// Largest request body the API reads, in bytes (`serving.max_body_bytes`).
+    pub serving_max_body_bytes: usize,
+    /// Most entities in one batch read (`serving.max_batch_entities`).
+    pub serving_max_batch_entities: usize,
     /// Objectives.
     pub slo: Slo,
     /// Write each event's feature vector to the outputs.

@@ -332,6 +332,31 @@ impl Validator {
                 "use at least 64",
             );
         }
+        let limit = |v: &mut Validator, key: &str, value: Option<usize>, default: usize| match value
+        {
+            Some(0) => {
+                v.push(
+                    format!("serving.{key}"),
+                    "must be at least 1",
+                    format!("remove it for the default ({default}) or give a positive number"),
+                );
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        let serving_max_body_bytes = limit(
+            self,
+            "max_body_bytes",
+            serving.as_ref().and_then(|s| s.max_body_bytes),
+            8 * 1024 * 1024,
+        );
+        let serving_max_batch_entities = limit(
+            self,
+            "max_batch_entities",
+            serving.as_ref().and_then(|s| s.max_batch_entities),
+            1000,
+        );
         let addr_text = serving
             .and_then(|s| s.addr)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -466,6 +491,8 @@ impl Validator {
             engine,
             model: model?,
             serving_addr,
+            serving_max_body_bytes,
+            serving_max_batch_entities,
             slo,
             write_features: outputs.as_ref().and_then(|o| o.features).unwrap_or(false),
             avro_predictions,

@@ -73,3 +73,18 @@ fn an_unknown_time_unit_lists_the_units() {
         assert!(problems(&text).is_empty(), "{unit}");
     }
 }
+
+#[test]
+fn serving_limits_are_read_and_zero_is_refused() {
+    let text = format!("{GOOD}\n[serving]\nmax_body_bytes = 1024\nmax_batch_entities = 7\n");
+    let spec = nowcast_spec::parse_spec(&text, "t.toml", std::path::Path::new(".")).unwrap();
+    assert_eq!(
+        (spec.serving_max_body_bytes, spec.serving_max_batch_entities),
+        (1024, 7)
+    );
+    let p = problems(&format!("{GOOD}\n[serving]\nmax_body_bytes = 0\n"));
+    assert_eq!(
+        p,
+        ["serving.max_body_bytes: must be at least 1 (fix: remove it for the default (8388608) or give a positive number)"]
+    );
+}

@@ -290,6 +290,7 @@ pub fn main(a: DemoArgs) -> anyhow::Result<ExitCode> {
     })?;
     let metrics = crate::telemetry::install()?;
     let addr = a.addr.unwrap_or(spec.serving_addr);
+    let serve = crate::run::serve_config(&spec, addr);
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -307,7 +308,7 @@ pub fn main(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let server = if a.no_serve {
         None
     } else {
-        Some(Server::start(rt.backend(), metrics, addr)?)
+        Some(Server::start(rt.backend(), metrics, serve)?)
     };
     if !a.json {
         let user = first_user(&a);

@@ -15,6 +15,7 @@ pub fn run(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Result<ExitCode> {
     let addr = a.addr.unwrap_or(spec.serving_addr);
+    let serve = crate::run::serve_config(&spec, addr);
     let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -31,7 +32,7 @@ pub fn run(
     let server = if a.no_serve {
         None
     } else {
-        Some(Server::start(rt.backend(), metrics, addr)?)
+        Some(Server::start(rt.backend(), metrics, serve)?)
     };
     let mut last = rt.report();
     let mut failure = None;

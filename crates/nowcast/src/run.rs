@@ -223,6 +223,16 @@ fn ingest_avro_container(
     Ok((ok, bad))
 }
 
+/// The API's settings: `addr` (the spec's `serving.addr` unless overridden) and the spec's
+/// `[serving]` limits.
+pub fn serve_config(spec: &PipelineSpec, addr: std::net::SocketAddr) -> nowcast_serve::ServeConfig {
+    nowcast_serve::ServeConfig {
+        addr,
+        max_body_bytes: spec.serving_max_body_bytes,
+        max_batch_entities: spec.serving_max_batch_entities,
+    }
+}
+
 /// Starts the HTTP API on its own runtime thread; returns a handle that stops it.
 pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -230,11 +240,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// Serves `backend` as `config` says (see [`serve_config`]).
     pub fn start<B: nowcast_serve::Backend>(
         backend: Arc<B>,
         metrics: metrics_exporter_prometheus::PrometheusHandle,
-        addr: std::net::SocketAddr,
+        config: nowcast_serve::ServeConfig,
     ) -> anyhow::Result<Server> {
+        let addr = config.addr;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -244,10 +256,6 @@ impl Server {
         let listener = rt
             .block_on(tokio::net::TcpListener::bind(addr))
             .with_context(|| format!("binding {addr} (serving.addr)"))?;
-        let config = nowcast_serve::ServeConfig {
-            addr,
-            ..Default::default()
-        };
         let thread = std::thread::Builder::new()
             .name("nowcast-http".into())
             .spawn(move || {
@@ -287,6 +295,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
         return crate::kafka::run(spec, a, metrics);
     }
     let addr = a.addr.unwrap_or(spec.serving_addr);
+    let serve = serve_config(&spec, addr);
     let fault = std::env::var("NOWCAST_FAULT_ABORT_AFTER")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -304,7 +313,7 @@ pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
     let server = if a.no_serve {
         None
     } else {
-        Some(Server::start(rt.backend(), metrics, addr)?)
+        Some(Server::start(rt.backend(), metrics, serve)?)
     };
     if a.exit_when_done {
         let report = rt.stop(true)?;

@@ -23,9 +23,10 @@ pub fn main(a: ServeArgs) -> anyhow::Result<ExitCode> {
     let spec = crate::run::load_spec(&a.config)?;
     let metrics = crate::telemetry::install()?;
     let addr = a.addr.unwrap_or(spec.serving_addr);
+    let serve = crate::run::serve_config(&spec, addr);
     let file = a.config.display().to_string();
     let replica = nowcast_kafka::Replica::start(spec, a.bootstrap.as_deref(), &file)?;
-    let server = crate::run::Server::start(replica.backend(), metrics, addr)?;
+    let server = crate::run::Server::start(replica.backend(), metrics, serve)?;
     let stop = crate::demo::ctrl_c_flag()?;
     let mut last = (0, 0);
     while !stop.load(Ordering::Relaxed) {
