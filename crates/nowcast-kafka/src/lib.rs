@@ -19,6 +19,7 @@ pub mod runtime;
 pub mod shared;
 pub mod store;
 pub mod telemetry;
+pub mod topic_id;
 pub mod topics;
 
 pub use error::KafkaError;

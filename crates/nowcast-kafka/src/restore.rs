@@ -32,12 +32,14 @@ pub struct Restored {
     pub elapsed: Duration,
 }
 
-/// Rebuilds partition `partition`'s engine from `topic` using `reader` (a consumer outside
-/// any group, `enable.partition.eof` on): from the local snapshot in `local` plus the
-/// changelog after it when there is a usable one, else from the whole changelog.
+/// Rebuilds partition `partition`'s engine from `topic` (whose broker id is `topic_id`, see
+/// [`crate::topic_id`]) using `reader` (a consumer outside any group, `enable.partition.eof`
+/// on): from the local snapshot in `local` plus the changelog after it when there is a usable
+/// one (of this incarnation of the topic, inside its offsets), else from the whole changelog.
 pub fn restore(
     reader: &BaseConsumer,
     topic: &str,
+    topic_id: &str,
     partition: i32,
     config: EngineConfig,
     local: Option<&std::path::Path>,
@@ -50,7 +52,7 @@ pub fn restore(
     let mut start = Offset::Beginning;
     let mut engine = None;
     if let Some(dir) = local {
-        match crate::store::read(dir, topic, partition, config.clone()) {
+        match crate::store::read(dir, topic, topic_id, partition, config.clone()) {
             Ok(Some((e, off))) if off >= low && off <= high => {
                 engine = Some(e);
                 start = Offset::Offset(off);

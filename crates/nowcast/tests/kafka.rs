@@ -188,6 +188,50 @@ fn exactly_once_through_three_sigkills_matches_the_oracle() {
 }
 
 #[test]
+fn a_local_snapshot_of_a_deleted_and_recreated_feature_store_is_not_restored() {
+    // Regression: after the topics were deleted and created again, an instance restored its
+    // old local snapshot (its offset fell inside the new changelog's range) and served state
+    // of events that were no longer in any topic.
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 2, "exactly-once");
+    p.generate(4_000, 300, 21);
+    let mut child = p.spawn("a", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    let store = p.store_dir("a");
+    assert!(
+        (0..2).all(|i| snapshot(&store, i).exists()),
+        "a graceful stop writes local snapshots"
+    );
+
+    p.recreate_topics();
+    // Another instance processes other events first, so the new changelog reaches past the
+    // old snapshots' offsets (an old snapshot then looks like one of the new topic).
+    p.generate(6_000, 300, 22);
+    let mut other = p.spawn("b", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&other);
+    assert!(wait(&mut other, Duration::from_secs(60)).success());
+    // More events for `a`, which would apply them to the old state and write that back.
+    p.generate(2_000, 300, 23);
+    let (mut child, log) = p.spawn_logged("a", &[]);
+    assert!(
+        harness::wait_owned(&[(&log, 2)], Duration::from_secs(60)),
+        "partitions not restored"
+    );
+    p.wait_caught_up(Duration::from_secs(120));
+    terminate(&child);
+    assert!(wait(&mut child, Duration::from_secs(60)).success());
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("another incarnation of topic"),
+        "the old snapshots are refused: {log}"
+    );
+    check_final(&p, &BTreeMap::new());
+}
+
+#[test]
 fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
     let Some(b) = broker() else { return };
     let p = Pipeline::new(&b, 4, "exactly-once");

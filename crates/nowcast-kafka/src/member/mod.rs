@@ -129,6 +129,8 @@ struct MemberState {
     shared: Arc<Shared>,
     name: String,
     stage: Stage,
+    /// The broker's id of the feature-store topic (empty when re-keying).
+    topic_id: String,
     /// The topic this member consumes.
     topic: String,
     /// Shared with calls run against a deadline (see [`deadline`]).
@@ -312,12 +314,22 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
         .set("enable.partition.eof", "true")
         .create()
         .map_err(|e| KafkaError::client("creating the restore reader", e))?;
+    // The feature store's id, recorded in and checked against local snapshots (a snapshot of
+    // a deleted and re-created topic must not be restored, see `topic_id`).
+    let topic_id = match stage {
+        Stage::Process => {
+            crate::topic_id::topic_id(reader.client(), &k.features_topic, CALL_TIMEOUT)
+                .map_err(|e| KafkaError::Unreachable(format!("feature store: {e}")))?
+        }
+        Stage::Repartition => String::new(),
+    };
     let ctx = MemberCtx {
         state: Mutex::new(MemberState {
             shared: shared.clone(),
             name,
             stage,
             topic: topic.clone(),
+            topic_id,
             producer: Arc::new(producer),
             reader,
             parts: BTreeMap::new(),
@@ -479,6 +491,7 @@ impl MemberState {
         let (mut engine, info) = restore(
             &self.reader,
             topic,
+            &self.topic_id,
             partition,
             self.shared.spec.engine.clone(),
             self.shared.store_dir.as_deref(),

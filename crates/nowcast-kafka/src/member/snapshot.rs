@@ -52,7 +52,14 @@ impl MemberState {
             for (&p, part) in self.parts.iter_mut() {
                 let started = Instant::now();
                 let high = high_watermark(&self.reader, &topic, p)?;
-                let bytes = crate::store::write(&dir, &topic, p, high, &part.engine.read())?;
+                let bytes = crate::store::write(
+                    &dir,
+                    &topic,
+                    &self.topic_id,
+                    p,
+                    high,
+                    &part.engine.read(),
+                )?;
                 part.snapshot_at = Instant::now();
                 record(started, bytes);
             }
@@ -70,7 +77,7 @@ impl MemberState {
         self.parts[&p]
             .engine
             .write()
-            .begin_snapshot(crate::store::header(&topic, p, high))
+            .begin_snapshot(crate::store::header(&topic, &self.topic_id, p, high))
             .map_err(|e| KafkaError::State(format!("snapshot of partition {p}: {e}")))?;
         self.snapshots.slicing = Some((p, started));
         Ok(())

@@ -201,6 +201,44 @@ impl Pipeline {
             .unwrap_or_else(|| s.topic.clone())
     }
 
+    /// Deletes every topic of the pipeline and creates them again (new topic ids, offsets
+    /// from 0), as an operator re-creating the feature store would.
+    pub fn recreate_topics(&self) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let k = self.kafka();
+        let mut names = vec![
+            self.source_topic(),
+            k.features_topic.clone(),
+            k.predictions_topic.clone(),
+            k.dead_letters_topic.clone(),
+            k.late_topic.clone(),
+        ];
+        names.extend(self.spec.sources[0].repartition_topic.clone());
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for r in rt
+            .block_on(admin.delete_topics(&refs, &AdminOptions::new()))
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        // Deletion completes in the background: create again once the names are free.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.create_topics())) {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => std::panic::resume_unwind(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
     fn create_topics(&self) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
@@ -597,6 +635,7 @@ impl Pipeline {
                 nowcast_kafka::restore::restore(
                     &reader,
                     &self.kafka().features_topic,
+                    "",
                     p,
                     self.spec.engine.clone(),
                     None,
