@@ -90,15 +90,17 @@ pub fn topic_partitions(
     let c: BaseConsumer = client::reader(spec, bootstrap)
         .create()
         .map_err(|e| KafkaError::client("creating a metadata client", e))?;
-    partition_count(&c, topic)
+    partition_count(&c, bootstrap, topic)
 }
 
-fn partition_count(c: &BaseConsumer, topic: &str) -> Result<i32, KafkaError> {
+fn partition_count(c: &BaseConsumer, bootstrap: &str, topic: &str) -> Result<i32, KafkaError> {
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(5))
         .map_err(|e| {
             KafkaError::Unreachable(format!(
-                "cannot read the metadata of topic `{topic}`: {e} (is the broker up?)"
+                "cannot read the metadata of topic `{topic}` from Kafka at {bootstrap}: {e} (is \
+                 the broker up, and is the address right? It comes from --bootstrap, \
+                 `kafka.bootstrap` in the spec or NOWCAST_KAFKA)"
             ))
         })?;
     let t = md
@@ -111,6 +113,31 @@ fn partition_count(c: &BaseConsumer, topic: &str) -> Result<i32, KafkaError> {
         )));
     }
     Ok(t.partitions().len() as i32)
+}
+
+/// Refuses a feature store that is not compacted: under `cleanup.policy=delete` the latest
+/// state of an entity idle for longer than the retention is deleted from the changelog, and a
+/// restore silently loses it.
+fn check_compacted(
+    kafka: &nowcast_spec::KafkaSpec,
+    bootstrap: &str,
+    spec_file: &str,
+) -> Result<(), KafkaError> {
+    let admin = crate::topics::Admin::connect(kafka, bootstrap, spec_file)?;
+    let topic = &kafka.features_topic;
+    let described = admin.describe(&[topic])?;
+    let policy = described
+        .get(topic)
+        .and_then(|t| t.configs.get("cleanup.policy"))
+        .map_or("delete", String::as_str);
+    if policy.split(',').any(|p| p.trim() == "compact") {
+        return Ok(());
+    }
+    Err(KafkaError::Topics(format!(
+        "the feature store `{topic}` has cleanup.policy={policy}, not compact: the state of an \
+         entity idle for longer than the topic's retention would be deleted and lost on restore \
+         (fix: `nowcast topics apply --config {spec_file}` sets cleanup.policy=compact)"
+    )))
 }
 
 impl KafkaRuntime {
@@ -155,21 +182,28 @@ impl KafkaRuntime {
         let repartition = spec.sources[0].repartition_topic.clone();
         let input_topic = repartition.clone().unwrap_or_else(|| source_topic.clone());
         let partitions = loop {
-            match partition_count(&probe, &source_topic) {
+            match partition_count(&probe, &bootstrap, &source_topic) {
                 Ok(n) => break n,
                 Err(KafkaError::Unreachable(msg)) if Instant::now() < deadline => {
                     eprintln!("nowcast: {msg}; retrying in {} ms", backoff.as_millis());
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+                Err(KafkaError::Unreachable(msg)) => {
+                    return Err(KafkaError::Unreachable(format!(
+                        "{msg}; gave up after {} s of retries (--connect-timeout)",
+                        connect_timeout.as_secs_f64()
+                    )))
+                }
                 Err(e) => return Err(e),
             }
         };
+        let count = |topic: &str| partition_count(&probe, &bootstrap, topic);
         let partitions = match &repartition {
-            Some(t) => partition_count(&probe, t)?,
+            Some(t) => count(t)?,
             None => partitions,
         };
-        let features = partition_count(&probe, &kafka.features_topic)?;
+        let features = count(&kafka.features_topic)?;
         if features != partitions {
             return Err(KafkaError::Topics(format!(
                 "the feature store `{}` has {features} partitions but `{input_topic}` has {partitions}: they must be co-partitioned (see `nowcast topics plan`)",
@@ -177,11 +211,12 @@ impl KafkaRuntime {
             )));
         }
         let out_partitions = [
-            partition_count(&probe, &kafka.predictions_topic)?,
-            partition_count(&probe, &kafka.dead_letters_topic)?,
-            partition_count(&probe, &kafka.late_topic)?,
+            count(&kafka.predictions_topic)?,
+            count(&kafka.dead_letters_topic)?,
+            count(&kafka.late_topic)?,
         ];
         drop(probe);
+        check_compacted(&kafka, &bootstrap, &opts.spec_file)?;
         let model = ModelHandle::with_options(
             nowcast_pipeline::runtime::model_spec(&spec),
             nowcast_pipeline::runtime::model_options(&spec),

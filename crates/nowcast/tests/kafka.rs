@@ -537,10 +537,39 @@ fn unreachable_broker_is_retried_then_named_in_the_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("retrying in"), "{err}");
     assert!(
-        err.contains("cannot read the metadata of topic `card-fraud.transactions`"),
+        err.contains(
+            "cannot read the metadata of topic `card-fraud.transactions` from Kafka at 127.0.0.1:1"
+        ),
         "{err}"
     );
+    assert!(err.contains("gave up after 6 s of retries"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_feature_store_that_is_not_compacted_is_refused_at_start() {
+    // Regression: `run` started on a feature store with cleanup.policy=delete, whose
+    // retention silently drops the state of idle entities from the changelog.
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 1, "at-least-once");
+    p.set_topic_config(&p.kafka().features_topic, "cleanup.policy", "delete");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+        .args(["run", "--no-serve", "--config"])
+        .arg(&p.spec_path)
+        .args(["--bootstrap", &p.bootstrap])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the feature store `{}` has cleanup.policy=delete, not compact",
+            p.kafka().features_topic
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nowcast topics apply --config"), "{err}");
 }
 
 /// A broker of this test's own (so restarting it disturbs no other test), stopped on drop.

@@ -239,6 +239,28 @@ impl Pipeline {
         }
     }
 
+    /// Sets one config of `topic` (through the legacy AlterConfigs: its other dynamic configs
+    /// go back to their defaults).
+    pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let change =
+            rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(topic))
+                .set(key, value);
+        for r in rt
+            .block_on(admin.alter_configs(&[change], &AdminOptions::new()))
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
+
     fn create_topics(&self) {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
