@@ -151,6 +151,23 @@ const OWNED: &[(&str, &str)] = &[
     ),
     ("enable.idempotence", "nowcast always enables it; remove it"),
     (
+        "acks",
+        "nowcast always produces with `acks=all` (exactly-once and no loss need it); remove it",
+    ),
+    (
+        "request.required.acks",
+        "nowcast always produces with `acks=all` (exactly-once and no loss need it); remove it",
+    ),
+    (
+        "group.instance.id",
+        "set `kafka.instance`; static member ids derive from it",
+    ),
+    (
+        "enable.auto.offset.store",
+        "nowcast stores offsets itself once their records are acknowledged; remove it",
+    ),
+    ("auto.commit.interval.ms", "set `kafka.commit_interval`"),
+    (
         "partition.assignment.strategy",
         "nowcast uses `cooperative-sticky`; remove it",
     ),

@@ -216,6 +216,7 @@ late = "bad topic"
 "fetch.min.bytes" = 1
 [kafka.producer]
 "compression.type" = ["lz4"]
+"acks" = "1"
 "#;
     let joined = problems(&text).join("\n");
     for expected in [
@@ -227,6 +228,8 @@ late = "bad topic"
         "kafka.topics.predictions: topic `t.predictions` is used twice",
         "kafka.consumer.\"group.id\": `group.id` is set by nowcast (fix: set `kafka.group`)",
         "kafka.producer.\"compression.type\": a librdkafka property must be a string",
+        // Regression: `acks` was accepted, then silently replaced with `all`.
+        "kafka.producer.\"acks\": `acks` is set by nowcast (fix: nowcast always produces with `acks=all`",
     ] {
         assert!(
             joined.contains(expected),
