@@ -351,7 +351,21 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
                         ),
                         "will be created with",
                     ),
-                    some => (names(some), "have"),
+                    some => (
+                        some.iter()
+                            .map(|(t, _)| format!("`{t}`"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        "have",
+                    ),
+                };
+                let resize = if a.partitions == declared {
+                    format!("recreate the sources with {declared} partitions")
+                } else {
+                    format!(
+                        "set kafka.partitions = {} in {file} and recreate the sources",
+                        a.partitions
+                    )
                 };
                 out.push(Change::Error {
                     message: format!(
@@ -364,10 +378,11 @@ pub fn diff(plan: &TopicPlan, actual: &BTreeMap<String, TopicState>) -> Vec<Chan
                     ),
                     fix: format!(
                         "delete topic `{}` so `nowcast topics apply` recreates it with {keyed} \
-                         partitions (the state is rebuilt from the sources within their \
-                         retention), or, if the sources should have {} partitions, set \
-                         kafka.partitions = {} in {file} and recreate the sources",
-                        t.name, a.partitions, a.partitions
+                         partitions, then rebuild the state: reset the group's offsets on the \
+                         sources to the earliest (only events still within their retention come \
+                         back) and delete the instances' local stores; or, if the sources should \
+                         have {} partitions, {resize}",
+                        t.name, a.partitions
                     ),
                 });
             }
@@ -527,8 +542,24 @@ mod tests {
         assert!(has_errors(&c));
         let e = c.iter().find(|c| c.is_error()).unwrap().to_string();
         assert!(e.contains("features topic `f` has 8 partitions"), "{e}");
-        assert!(e.contains("`a` (4), `b` (4) have 4"), "{e}");
-        assert!(e.contains("p.toml"), "{e}");
+        // Regression: the counts were named twice ("`a` (4), `b` (4) have 4").
+        assert!(e.contains("the source topics `a`, `b` have 4:"), "{e}");
+        assert!(e.contains("set kafka.partitions = 8 in p.toml"), "{e}");
+
+        // A feature store with the declared count and sources with another: the fix does not
+        // suggest setting kafka.partitions to what it already is.
+        let mut actual = matching(&t);
+        actual.insert("a".into(), state(&t.topics[0], 6));
+        actual.insert("b".into(), state(&t.topics[1], 6));
+        let c = diff(&t, &actual);
+        let e = c
+            .iter()
+            .filter(|c| c.is_error())
+            .map(|c| c.to_string())
+            .find(|e| e.contains("features topic"))
+            .unwrap();
+        assert!(e.contains("recreate the sources with 4 partitions"), "{e}");
+        assert!(!e.contains("set kafka.partitions = 4"), "{e}");
     }
 
     #[test]
