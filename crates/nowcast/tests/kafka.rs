@@ -860,6 +860,13 @@ fn source_keyed_by_session_is_rekeyed_by_entity_exactly_once() {
     // Re-keying interleaves the three source partitions, so some events arrive later than
     // the allowed lateness: each event has exactly one prediction or one late record.
     let late = p.read_all(&k.late_topic);
+    for r in &late {
+        // The watermark it was refused against, in headers, and its own event time.
+        let watermark: i64 = r.headers["nowcast.watermark"].parse().unwrap();
+        let time: i64 = r.headers["nowcast.event_time"].parse().unwrap();
+        assert_eq!(time, r.json()["ts"].as_i64().unwrap(), "{r:?}");
+        assert!(time < watermark, "{r:?}");
+    }
     let id = |r: &Rec| r.json()["txn_id"].as_str().unwrap().to_string();
     let late_ids: std::collections::HashSet<String> = late.iter().map(id).collect();
     assert_eq!(late_ids.len(), late.len(), "late records are not repeated");

@@ -11,34 +11,42 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 }
 
 impl MemberState {
-    /// A dead letter or late event: the original record, the reason in headers.
+    /// A dead letter or late event: the original record with its timestamp, the reason and
+    /// where it came from in headers; a late event also carries `nowcast.event_time` and
+    /// `nowcast.watermark` (`late`: those two, epoch ms).
     pub(super) fn reject(
         &mut self,
         m: &BorrowedMessage<'_>,
-        late: bool,
+        late: Option<(i64, i64)>,
         reason: &str,
         detail: &str,
     ) -> Result<(), KafkaError> {
         self.ensure_txn()?;
         let k = &self.shared.kafka;
-        let (topic, n) = if late {
+        let (topic, n) = if late.is_some() {
             (&k.late_topic, self.shared.out_partitions[2])
         } else {
             (&k.dead_letters_topic, self.shared.out_partitions[1])
         };
         let (partition, offset) = (m.partition().to_string(), m.offset().to_string());
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(header("nowcast.reason", reason))
             .insert(header("nowcast.detail", detail))
             .insert(header("nowcast.source.topic", m.topic()))
             .insert(header("nowcast.source.partition", &partition))
             .insert(header("nowcast.source.offset", &offset));
-        self.send(
+        if let Some((event_time, watermark)) = late {
+            headers = headers
+                .insert(header("nowcast.event_time", &event_time.to_string()))
+                .insert(header("nowcast.watermark", &watermark.to_string()));
+        }
+        self.send_at(
             topic,
             m.partition() % n,
             m.key(),
             m.payload(),
             Some(headers),
+            m.timestamp().to_millis(),
         )
     }
 
@@ -86,7 +94,7 @@ impl MemberState {
             });
             if let Err((reason, detail)) = outcome {
                 rejected[reason_index(reason)] += 1;
-                self.reject(m, false, reason.as_str(), &detail)?;
+                self.reject(m, None, reason.as_str(), &detail)?;
             } else {
                 let d = &self.decoded;
                 let result = self.parts[&p].engine.write().apply(
@@ -103,7 +111,7 @@ impl MemberState {
                             "event time {} is before the watermark {watermark} (newest {newest}, allowed lateness {} ms)",
                             d.time, src.allowed_lateness
                         );
-                        self.reject(m, true, "late", &detail)?;
+                        self.reject(m, Some((d.time, watermark)), "late", &detail)?;
                     }
                     Ok(()) => {
                         applied += 1;
@@ -266,7 +274,7 @@ impl MemberState {
                 Err(e) if shared.decoder.stops_on(&e) => return Err(registry_stop(m, &e)),
                 Err(e) => {
                     rejected[reason_index(e.reason)] += 1;
-                    self.reject(m, false, e.reason.as_str(), &e.detail)?;
+                    self.reject(m, None, e.reason.as_str(), &e.detail)?;
                 }
                 Ok(()) => {
                     self.ensure_txn()?;
