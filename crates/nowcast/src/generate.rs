@@ -251,7 +251,15 @@ pub fn main(a: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     match sink {
         Sink::Lines(mut out) => out.flush()?,
-        Sink::Kafka(p, _) => p.flush(std::time::Duration::from_secs(60))?,
+        Sink::Kafka(p, _) => {
+            p.flush(std::time::Duration::from_secs(60))?;
+            let secs = began.elapsed().as_secs_f64();
+            eprintln!(
+                "nowcast: produced {} events to the source topic in {secs:.1} s ({:.0} events/s), all acknowledged",
+                a.events,
+                a.events as f64 / secs.max(1e-9)
+            );
+        }
         Sink::Container(w) => w.into_inner()?.flush()?,
     }
     Ok(ExitCode::SUCCESS)
