@@ -884,3 +884,63 @@ fn source_keyed_by_session_is_rekeyed_by_entity_exactly_once() {
     let t = max_event_time(&rekeyed) + 1;
     assert_same_state(&oracle, &p.stored(), &keys, t);
 }
+
+#[test]
+fn member_fenced_by_a_consumer_with_its_group_instance_id_rejoins_and_loses_nothing() {
+    // A broker frozen for longer than the session timeout can, once it runs again, serve a
+    // request of a member's earlier incarnation (held in its socket) after the new one joined
+    // with the same group.instance.id: the new consumer is fenced (FENCED_INSTANCE_ID), a
+    // fatal error after which librdkafka never rejoins. The member logged it and went on
+    // polling: the instance sat at no partitions with the group empty, for good. Here a
+    // consumer of the test's own takes the member's group.instance.id; the member must be
+    // rebuilt, fence it back, and go on exactly-once.
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 2, "exactly-once");
+    p.generate(10_000, 2_000, 41);
+    let (mut child, log) = p.spawn_logged("a", &[]);
+    p.wait_caught_up(Duration::from_secs(120));
+    let k = p.kafka();
+    let intruder: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &p.bootstrap)
+        .set("group.id", &k.group)
+        .set("group.instance.id", format!("{}-a-0", k.group))
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "6000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    intruder.subscribe(&[&p.input_topic()]).unwrap();
+    let fenced = |text: &str| text.contains("FencedInstanceId");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !fenced(&std::fs::read_to_string(&log).unwrap_or_default()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member was not fenced; {}",
+            harness::log_summary(&log, 40, 5)
+        );
+        let _ = intruder.poll(Duration::from_millis(100));
+    }
+    drop(intruder);
+    p.generate(5_000, 2_000, 42);
+    let caught_up = std::panic::catch_unwind(|| p.wait_caught_up(Duration::from_secs(60)));
+    if let Err(e) = caught_up {
+        eprintln!("{}", harness::log_summary(&log, 40, 5));
+        std::panic::resume_unwind(e);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("the consumer failed for good") && text.contains("rebuilding its producer"),
+        "{}",
+        harness::log_summary(&log, 40, 5)
+    );
+    terminate(&child);
+    let status = wait(&mut child, Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "graceful stop failed ({status}); {}",
+        harness::log_summary(&log, 40, 5)
+    );
+    check_final(&p, &BTreeMap::new());
+}

@@ -43,6 +43,7 @@ mod commit;
 mod deadline;
 mod records;
 mod snapshot;
+mod watchdog;
 
 use crate::restore::restore;
 use crate::shared::Shared;
@@ -365,7 +366,7 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
     consumer
         .subscribe(&[&topic])
         .map_err(|e| KafkaError::client(format!("subscribing to {topic}"), e))?;
-    let result = poll_loop(shared, &consumer);
+    let result = poll_loop(shared, &group, &consumer);
     if result.is_err() {
         consumer.context().state.lock().failed = true;
         leave_group(&consumer);
@@ -406,10 +407,15 @@ fn leave_group(consumer: &BaseConsumer<MemberCtx>) {
     let _ = consumer.poll(Duration::from_millis(100));
 }
 
-fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), KafkaError> {
+fn poll_loop(
+    shared: &Shared,
+    group: &str,
+    consumer: &BaseConsumer<MemberCtx>,
+) -> Result<(), KafkaError> {
     let interval = Duration::from_millis(shared.kafka.commit_interval as u64);
     let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(BATCH);
     let mut last_merge = Instant::now();
+    let mut watchdog = watchdog::Watchdog::default();
     loop {
         if let Some(e) = consumer.context().error.lock().take() {
             return Err(e);
@@ -435,6 +441,20 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
             match consumer.poll(wait) {
                 None => break,
                 Some(Ok(m)) => batch.push(m),
+                // A fatal error ends the consumer's part in the group for good: it never
+                // rejoins, and its member sat subscribed with no partitions while the broker
+                // listed no member at all. Seen after a broker freeze: a request of the
+                // member's previous incarnation, held in the frozen broker's socket, reached
+                // the group after the new one had joined with the same `group.instance.id`
+                // and fenced it (FENCED_INSTANCE_ID). A new consumer takes its place back.
+                Some(Err(e @ RdError::MessageConsumptionFatal(_))) => {
+                    return Err(KafkaError::client(
+                        "the consumer failed for good (a fatal error; a consumer with the same \
+                         group.instance.id fences this one: a previous incarnation's late \
+                         request, or a second process with this instance id)",
+                        e,
+                    ));
+                }
                 Some(Err(e)) => {
                     eprintln!("nowcast: consumer: {e}");
                     break;
@@ -445,6 +465,8 @@ fn poll_loop(shared: &Shared, consumer: &BaseConsumer<MemberCtx>) -> Result<(), 
         if let Some(e) = consumer.context().error.lock().take() {
             return Err(e);
         }
+        let unassigned = consumer.context().state.lock().parts.is_empty();
+        watchdog.check(group, consumer, unassigned)?;
         let mut st = consumer.context().state.lock();
         if !batch.is_empty() {
             st.process(&batch)?;
