@@ -6,12 +6,14 @@
 //!   each) that decode, apply, score and produce, committing the state changelog, outputs and
 //!   offsets together (exactly-once) or in order (at-least-once); serving over owned state;
 //! - [`restore`]: rebuilding a partition's state from the feature-store topic;
+//! - [`monitor`]: broker reachability, consumer lag and state gauges, once a second;
 //! - [`telemetry`]: descriptions of the metrics recorded here.
 #![deny(missing_docs)]
 
 pub mod client;
 mod error;
 mod member;
+pub mod monitor;
 pub mod produce;
 pub mod replica;
 pub mod restore;

@@ -1,24 +1,30 @@
 //! A serving replica (`nowcast serve`): follows every partition of the feature-store topic
 //! (`read_committed`) into one window engine per partition and answers reads for any entity,
 //! evaluated at request time. It lags the processors by about one commit interval.
+//!
+//! A monitor thread (see [`crate::monitor`]) measures its lag and whether the broker answers
+//! and the topic is still the one it started on; `/readyz` is 503 until the replica has
+//! reached the end of every partition once, and while the broker or the topic is gone.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use std::time::Instant;
 
 use nowcast_core::{partition_for_key, Millis};
 use nowcast_model::ModelHandle;
 use nowcast_pipeline::plan::InputPlan;
 use nowcast_pipeline::serving::{evaluate_in, Evaluated, Served, StateView};
-use nowcast_serve::{BackendError, IngestOutcome};
+use nowcast_serve::{BackendError, Health, IngestOutcome};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::Engine;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::monitor::{self, Observed, Positions, Throttle};
 use crate::{client, runtime, KafkaError};
 
 struct Inner {
@@ -29,12 +35,22 @@ struct Inner {
     stop: AtomicBool,
     records: AtomicU64,
     bad: AtomicU64,
+    topic: String,
+    bootstrap: String,
+    /// Next offset per partition, published by the following thread once a second.
+    positions: Positions,
+    /// Per partition: the end was reached and no record came since.
+    at_end: Vec<AtomicBool>,
+    /// Per partition: the end was reached at least once.
+    reached_end: Vec<AtomicBool>,
+    observed: Mutex<Observed>,
 }
 
 /// A running replica.
 pub struct Replica {
     inner: Arc<Inner>,
     thread: Option<JoinHandle<()>>,
+    monitor: Option<JoinHandle<()>>,
 }
 
 impl Replica {
@@ -49,9 +65,14 @@ impl Replica {
         })?;
         let bootstrap = client::bootstrap(&k, bootstrap, spec_file)?;
         let partitions = runtime::topic_partitions(&k, &bootstrap, &k.features_topic)?;
+        // End-of-partition events tell when the replica has caught up.
         let consumer: BaseConsumer = client::reader(&k, &bootstrap)
+            .set("enable.partition.eof", "true")
             .create()
             .map_err(|e| KafkaError::client("creating the replica consumer", e))?;
+        let watcher: BaseConsumer = client::reader(&k, &bootstrap)
+            .create()
+            .map_err(|e| KafkaError::client("creating the replica's monitor client", e))?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
             tpl.add_partition_offset(&k.features_topic, p, Offset::Beginning)
@@ -78,15 +99,28 @@ impl Replica {
             stop: AtomicBool::new(false),
             records: AtomicU64::new(0),
             bad: AtomicU64::new(0),
+            topic: k.features_topic.clone(),
+            bootstrap,
+            positions: Positions::new(partitions as usize),
+            at_end: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            reached_end: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            observed: Mutex::new(Observed::default()),
         });
+        metrics::gauge!("nowcast_replica_partitions_followed").set(partitions as f64);
         let follower = inner.clone();
         let thread = std::thread::Builder::new()
             .name("nowcast-replica".into())
             .spawn(move || follow(&follower, &consumer))
             .expect("spawn the replica thread");
+        let watched = inner.clone();
+        let monitor = std::thread::Builder::new()
+            .name("nowcast-replica-monitor".into())
+            .spawn(move || watch(&watched, &watcher))
+            .expect("spawn the replica's monitor thread");
         Ok(Replica {
             inner,
             thread: Some(thread),
+            monitor: Some(monitor),
         })
     }
 
@@ -111,16 +145,47 @@ impl Replica {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.monitor.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// `/healthz` detail and `/readyz` reasons (also for the status line).
+    pub fn health(&self) -> Health {
+        replica_health(&self.inner)
     }
 }
 
 fn follow(inner: &Inner, consumer: &BaseConsumer) {
+    // A broker that cannot be reached makes every poll report it: once per 10 s.
+    let mut errors = Throttle::new(Duration::from_secs(10));
+    let mut last_positions = Instant::now();
     while !inner.stop.load(Ordering::Acquire) {
+        if last_positions.elapsed() >= monitor::TICK {
+            inner.positions.publish(consumer, &inner.topic);
+            last_positions = Instant::now();
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
-            Some(Err(e)) => eprintln!("nowcast: replica: {e}"),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                if let (Some(end), Some(reached)) = (
+                    inner.at_end.get(p as usize),
+                    inner.reached_end.get(p as usize),
+                ) {
+                    end.store(true, Ordering::Release);
+                    reached.store(true, Ordering::Release);
+                }
+            }
+            Some(Err(e)) => {
+                if let Some(line) = errors.line(&format!("nowcast: replica: {e}")) {
+                    eprintln!("{line}");
+                }
+            }
             Some(Ok(m)) => {
                 let p = m.partition() as usize;
+                if let Some(end) = inner.at_end.get(p) {
+                    end.store(false, Ordering::Release);
+                }
                 let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
                 let (Some(key), Some(engine)) = (key, inner.engines.get(p)) else {
                     inner.bad.fetch_add(1, Ordering::Relaxed);
@@ -160,11 +225,16 @@ impl StateView for ReplicaState {
         &self.inner.model
     }
 
-    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Result<Option<Evaluated>, BackendError> {
+        // A replica follows every partition: an entity is known here or nowhere.
         let n = self.inner.engines.len() as u32;
         let engine = &self.inner.engines[partition_for_key(entity.as_bytes(), n) as usize];
         let found = evaluate_in(&engine.read(), entity, now);
-        found
+        Ok(found)
+    }
+
+    fn health(&self) -> Health {
+        replica_health(&self.inner)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -173,4 +243,122 @@ impl StateView for ReplicaState {
             self.inner.spec.sources[0].topic
         )))
     }
+}
+
+/// The replica's monitor: lag per partition, the broker, the topic; runs until it stops.
+fn watch(inner: &Inner, consumer: &BaseConsumer) {
+    let partitions: Vec<i32> = (0..inner.engines.len() as i32).collect();
+    let mut tick = 0u64;
+    loop {
+        let probe = monitor::probe_topic(consumer, &inner.topic);
+        let mut lags = Vec::with_capacity(partitions.len());
+        let mut recreated = None;
+        if matches!(probe, Ok(n) if n > 0) {
+            for (p, low, high) in monitor::ends(consumer, &inner.topic, &partitions) {
+                let position = inner.positions.get(p);
+                // Offsets below the replica's position: the topic was deleted and re-created.
+                if position > high && recreated.is_none() {
+                    recreated = Some(format!(
+                        "topic `{}` partition {p} ends at offset {high}, below this replica's position {position}: the topic was re-created; restart `nowcast serve` to reload it",
+                        inner.topic
+                    ));
+                }
+                let at_end = inner.at_end[p as usize].load(Ordering::Acquire);
+                let lag = if at_end {
+                    0
+                } else {
+                    monitor::lag(low, high, position)
+                };
+                if lag == 0 {
+                    inner.reached_end[p as usize].store(true, Ordering::Release);
+                }
+                metrics::gauge!(
+                    "nowcast_kafka_consumer_lag_records",
+                    "topic" => inner.topic.clone(),
+                    "partition" => p.to_string()
+                )
+                .set(lag as f64);
+                lags.push((p, lag));
+            }
+        }
+        {
+            let mut o = inner.observed.lock();
+            match &probe {
+                Ok(found) => {
+                    o.broker_error = None;
+                    o.topic_problem =
+                        monitor::topic_problem(&inner.topic, *found, inner.engines.len())
+                            .or(recreated);
+                    o.lag = lags;
+                    o.measured_at = Some(Instant::now());
+                }
+                Err(e) => o.broker_error = Some(e.clone()),
+            }
+        }
+        metrics::gauge!("nowcast_kafka_broker_reachable").set(probe.is_ok() as u8 as f64);
+        metrics::counter!("nowcast_replica_records_applied_total")
+            .absolute(inner.records.load(Ordering::Relaxed));
+        let caught_up = inner.reached_end.iter().all(|r| r.load(Ordering::Acquire));
+        metrics::gauge!("nowcast_replica_caught_up").set(caught_up as u8 as f64);
+        let walk = tick.is_multiple_of(60);
+        let (mut entities, mut bytes) = (0usize, 0usize);
+        for engine in &inner.engines {
+            let e = engine.read();
+            entities += e.entities();
+            if walk {
+                bytes += e.state_bytes();
+            }
+        }
+        metrics::gauge!("nowcast_state_entities").set(entities as f64);
+        if walk {
+            metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
+        }
+        tick += 1;
+        if monitor::sleep_unless(monitor::TICK, || inner.stop.load(Ordering::Acquire)) {
+            return;
+        }
+    }
+}
+
+/// `/healthz` detail and `/readyz` reasons of a replica.
+fn replica_health(inner: &Inner) -> Health {
+    let observed = inner.observed.lock().clone();
+    let n = inner.reached_end.len();
+    let reached = inner
+        .reached_end
+        .iter()
+        .filter(|r| r.load(Ordering::Acquire))
+        .count();
+    let mut not_ready = Vec::new();
+    if reached < n {
+        not_ready.push(format!(
+            "the replica has not caught up with topic `{}` yet: {reached} of {n} partitions read to their end once{}",
+            inner.topic,
+            observed
+                .lag_total()
+                .map_or(String::new(), |l| format!(", {l} records behind"))
+        ));
+    }
+    if let Some(e) = &observed.broker_error {
+        not_ready.push(format!(
+            "cannot reach the Kafka broker(s) at {}: {e}",
+            inner.bootstrap
+        ));
+    }
+    not_ready.extend(observed.topic_problem.clone());
+    let mut kafka = serde_json::Map::new();
+    kafka.insert("mode".into(), "replica".into());
+    kafka.insert("partitions_followed".into(), n.into());
+    kafka.insert("caught_up".into(), (reached == n).into());
+    kafka.insert(
+        "broker_reachable".into(),
+        observed.broker_error.is_none().into(),
+    );
+    if let Some(e) = observed.broker_error.clone() {
+        kafka.insert("broker_error".into(), e.into());
+    }
+    kafka.insert("lag_records".into(), observed.lag_total().into());
+    let mut detail = serde_json::Map::new();
+    detail.insert("kafka".into(), kafka.into());
+    Health { not_ready, detail }
 }

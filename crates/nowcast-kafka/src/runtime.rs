@@ -1,7 +1,7 @@
 //! An instance: its processing threads, serving over the partitions it owns, and its report.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -12,9 +12,9 @@ use nowcast_pipeline::decode::Decoder;
 use nowcast_pipeline::plan::InputPlan;
 use nowcast_pipeline::serving::{evaluate_in, Evaluated, Served, StateView};
 use nowcast_pipeline::stats::Stats;
-use nowcast_serve::{BackendError, IngestOutcome};
+use nowcast_serve::{BackendError, Health, IngestOutcome};
 use nowcast_spec::PipelineSpec;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
@@ -43,6 +43,8 @@ pub struct KafkaOptions {
 pub struct KafkaRuntime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<Result<(), KafkaError>>>,
+    /// Measures lag, the broker and the state gauges (see [`crate::monitor`]).
+    monitor: Option<JoinHandle<()>>,
     started: Instant,
     /// Held while this instance may write its local state store.
     _store_lock: Option<nowcast_log::DirLock>,
@@ -255,6 +257,12 @@ impl KafkaRuntime {
             commits: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             store_dir,
+            spec_file: opts.spec_file.clone(),
+            positions: crate::monitor::Positions::new(partitions as usize),
+            last_commit_ms: AtomicI64::new(i64::MIN),
+            ever_owned: AtomicBool::new(false),
+            empty_since_ms: AtomicI64::new(nowcast_pipeline::now_ms()),
+            observed: Mutex::new(crate::monitor::Observed::default()),
             instance: kafka.instance.clone(),
             bootstrap,
             kafka,
@@ -263,6 +271,19 @@ impl KafkaRuntime {
         shared.model.spawn_watcher(Duration::from_millis(
             shared.spec.model.reload_interval as u64,
         ));
+        // The monitor's consumer never joins the group; its `group.id` only lets it read the
+        // group's committed offsets.
+        let watcher: BaseConsumer = client::reader(&shared.kafka, &shared.bootstrap)
+            .set("group.id", &shared.kafka.group)
+            .create()
+            .map_err(|e| KafkaError::client("creating the monitor's client", e))?;
+        let monitor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("nowcast-kafka-monitor".into())
+                .spawn(move || crate::monitor::watch_instance(shared, watcher))
+                .expect("spawn the monitor thread")
+        };
         let threads = stages
             .into_iter()
             .flat_map(|stage| (0..threads).map(move |i| (stage, i)))
@@ -281,6 +302,7 @@ impl KafkaRuntime {
         Ok(KafkaRuntime {
             shared,
             threads,
+            monitor: Some(monitor),
             started: Instant::now(),
             _store_lock: store_lock,
         })
@@ -361,6 +383,9 @@ impl KafkaRuntime {
                 }
             }
         }
+        if let Some(m) = self.monitor.take() {
+            let _ = m.join();
+        }
         match first {
             Some(e) => Err(e),
             None => Ok(self.report()),
@@ -369,7 +394,8 @@ impl KafkaRuntime {
 }
 
 /// Serving from the live state of the partitions this instance owns; an entity of a
-/// partition owned by another instance is unknown here (404): ask its owner or a replica.
+/// partition it does not own is [`BackendError::NotOwned`] (404 `not_owned`), naming the
+/// partition, the owned ones and where to read it instead.
 pub type OwnedBackend = Served<OwnedState>;
 
 /// The engines of the partitions this instance owns, as serving reads them.
@@ -390,11 +416,18 @@ impl StateView for OwnedState {
         &self.shared.model
     }
 
-    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Result<Option<Evaluated>, BackendError> {
         let p = partition_for_key(entity.as_bytes(), self.shared.partitions as u32) as i32;
-        let engine = self.shared.owned.read().get(&p)?.clone();
+        let engine = self.shared.owned.read().get(&p).cloned();
+        let Some(engine) = engine else {
+            return Err(BackendError::NotOwned(not_owned(&self.shared, entity, p)));
+        };
         let found = evaluate_in(&engine.read(), entity, now);
-        found
+        Ok(found)
+    }
+
+    fn health(&self) -> Health {
+        instance_health(&self.shared)
     }
 
     fn ingest(&self, _body: &[u8]) -> Result<IngestOutcome, BackendError> {
@@ -403,6 +436,97 @@ impl StateView for OwnedState {
             self.shared.spec.sources[0].topic
         )))
     }
+}
+
+/// Partitions this instance owns now, ascending.
+fn owned_partitions(shared: &Shared) -> Vec<i32> {
+    let mut owned: Vec<i32> = shared.owned.read().keys().copied().collect();
+    owned.sort_unstable();
+    owned
+}
+
+fn list(partitions: &[i32]) -> String {
+    partitions
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `not_owned` detail: the entity's partition, what this instance owns, and the fix.
+fn not_owned(shared: &Shared, entity: &str, partition: i32) -> String {
+    let owned = owned_partitions(shared);
+    let owns = if owned.is_empty() {
+        "it owns no partitions now (joining the group, or in a rebalance)".to_string()
+    } else {
+        format!("it owns partitions {}", list(&owned))
+    };
+    format!(
+        "entity `{entity}` is on partition {partition} of `{}`, which this instance (`{}`) does not own (another instance's, or being restored after a rebalance); {owns} of {}. Read it from a serving replica (`nowcast serve --config {}`), which follows every partition, or from the instance of group `{}` that owns partition {partition}",
+        shared.input_topic,
+        shared.instance,
+        shared.partitions,
+        shared.spec_file,
+        shared.kafka.group,
+    )
+}
+
+/// `/healthz` detail and `/readyz` reasons of an instance.
+pub fn instance_health(shared: &Shared) -> Health {
+    let owned = owned_partitions(shared);
+    let observed = shared.observed.lock().clone();
+    let now = nowcast_pipeline::now_ms();
+    let mut not_ready = Vec::new();
+    let group = &shared.kafka.group;
+    if !shared.ever_owned.load(Ordering::Acquire) {
+        not_ready.push(format!(
+            "instance `{}` owns no partitions yet: it is joining consumer group `{group}` and restoring the state of its partitions",
+            shared.instance
+        ));
+    } else if owned.is_empty() {
+        let since = shared.empty_since_ms.load(Ordering::Acquire);
+        let for_ms = if since == i64::MIN { 0 } else { now - since };
+        if for_ms >= crate::monitor::NOT_OWNING_GRACE.as_millis() as i64 {
+            not_ready.push(format!(
+                "instance `{}` has owned no partitions of `{}` for {} s: group `{group}` has more members than the topic's {} partitions, or a rebalance is stuck; its entities are served by the instances that own them and by `nowcast serve`",
+                shared.instance,
+                shared.input_topic,
+                for_ms / 1000,
+                shared.partitions
+            ));
+        }
+    }
+    if let Some(e) = &observed.broker_error {
+        not_ready.push(format!(
+            "cannot reach the Kafka broker(s) at {}: {e}",
+            shared.bootstrap
+        ));
+    }
+    not_ready.extend(observed.topic_problem.clone());
+    let last_commit = shared.last_commit_ms.load(Ordering::Relaxed);
+    let mut kafka = serde_json::Map::new();
+    kafka.insert("mode".into(), "instance".into());
+    kafka.insert("partitions_owned".into(), owned.len().into());
+    kafka.insert("partitions".into(), owned.into());
+    kafka.insert(
+        "broker_reachable".into(),
+        observed.broker_error.is_none().into(),
+    );
+    if let Some(e) = observed.broker_error.clone() {
+        kafka.insert("broker_error".into(), e.into());
+    }
+    kafka.insert(
+        "last_commit_age_s".into(),
+        if last_commit == i64::MIN {
+            serde_json::Value::Null
+        } else {
+            ((now - last_commit).max(0) as f64 / 1e3).into()
+        },
+    );
+    kafka.insert("lag_records".into(), observed.lag_total().into());
+    let mut detail = serde_json::Map::new();
+    detail.insert("kafka".into(), kafka.into());
+    Health { not_ready, detail }
 }
 
 /// Locks the instance's local state store: two processes with one instance id on one machine

@@ -2,7 +2,7 @@
 //! the engines of the partitions this instance owns (read by serving).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,19 @@ pub struct Shared {
     pub store_dir: Option<std::path::PathBuf>,
     /// Holds the members' first subscription until all of them are ready to join.
     pub start_gate: StartGate,
+    /// The spec file, for messages.
+    pub spec_file: String,
+    /// Positions of the processing members on `input_topic` (see [`crate::monitor`]).
+    pub(crate) positions: crate::monitor::Positions,
+    /// Epoch ms when a processing member last completed a commit interval (committed, or had
+    /// nothing to commit); `i64::MIN` before the first.
+    pub last_commit_ms: AtomicI64,
+    /// Whether this instance has owned a partition since it started.
+    pub ever_owned: AtomicBool,
+    /// Epoch ms since when this instance owns no partition (`i64::MIN` while it owns some).
+    pub empty_since_ms: AtomicI64,
+    /// The monitor's last measurement (broker, topic, lag).
+    pub observed: Mutex<crate::monitor::Observed>,
 }
 
 /// Makes the members (processing threads) of an instance subscribe together when it starts.

@@ -1,6 +1,6 @@
 //! Descriptions (Prometheus `# HELP` lines) of the metrics the Kafka runtime records.
 
-use metrics::{describe_counter, describe_histogram, Unit};
+use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// Registers a description for every metric of this crate (call once, after the recorder
 /// is installed).
@@ -56,5 +56,38 @@ pub fn describe() {
     describe_counter!(
         "nowcast_replica_bad_records_total",
         "Feature-store records a serving replica could not read (skipped)."
+    );
+    describe_gauge!(
+        "nowcast_kafka_partitions_owned",
+        "Partitions of the input topic this instance owns (state restored); summed over the group's instances, the partition count."
+    );
+    describe_gauge!(
+        "nowcast_kafka_consumer_lag_records",
+        "Records from this process's position to the end (last stable offset) of a partition, by topic and partition, measured once a second; 0 for a partition this instance no longer owns."
+    );
+    describe_counter!(
+        "nowcast_kafka_rebalances_total",
+        "Rebalance callbacks that moved partitions into (kind=assign) or out of (kind=revoke) this instance's processing members."
+    );
+    describe_gauge!(
+        "nowcast_kafka_broker_reachable",
+        "1 when the last metadata request (once a second) was answered, else 0."
+    );
+    describe_gauge!(
+        "nowcast_kafka_last_commit_age_seconds",
+        Unit::Seconds,
+        "Time since a processing member last completed a commit interval (committed, or had nothing to commit)."
+    );
+    describe_counter!(
+        "nowcast_replica_records_applied_total",
+        "Feature-store records a serving replica has applied to its state."
+    );
+    describe_gauge!(
+        "nowcast_replica_partitions_followed",
+        "Feature-store partitions a serving replica follows (all of them)."
+    );
+    describe_gauge!(
+        "nowcast_replica_caught_up",
+        "1 once a serving replica has read every feature-store partition to its end, else 0."
     );
 }

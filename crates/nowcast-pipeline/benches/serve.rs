@@ -59,7 +59,7 @@ fn main() {
         .collect();
     let found = keys
         .iter()
-        .filter(|k| backend.features(k, now_ms()).is_some())
+        .filter(|k| matches!(backend.features(k, now_ms()), Ok(Some(_))))
         .count();
     println!(
         "{events} events, {} entities; {:.1} % of the read keys are known\n",
@@ -84,14 +84,18 @@ fn main() {
         let t = Instant::now();
         let mut sink = 0usize;
         for k in &keys {
-            sink += backend.features(k, now).map_or(0, |f| f.features.len());
+            sink += backend
+                .features(k, now)
+                .ok()
+                .flatten()
+                .map_or(0, |f| f.features.len());
         }
         rows[0].1.push(per_read(t, keys.len()));
 
         let t = Instant::now();
         let mut buf = Vec::with_capacity(2048);
         for k in &keys {
-            if let Some(f) = backend.features(k, now) {
+            if let Ok(Some(f)) = backend.features(k, now) {
                 buf.clear();
                 serde_json::to_writer(&mut buf, &f).expect("json");
                 sink += buf.len();

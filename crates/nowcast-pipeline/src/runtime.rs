@@ -535,9 +535,14 @@ impl StateView for LiveState {
         &self.shared.model
     }
 
-    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated> {
+    fn evaluate(&self, entity: &str, now: Millis) -> Result<Option<Evaluated>, BackendError> {
+        // The embedded runtime owns every partition: an entity is known here or nowhere.
         let p = partition_for_key(entity.as_bytes(), self.shared.spec.partitions);
-        evaluate_in(&self.shared.shards[p as usize].read(), entity, now)
+        Ok(evaluate_in(
+            &self.shared.shards[p as usize].read(),
+            entity,
+            now,
+        ))
     }
 
     fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError> {

@@ -3,7 +3,9 @@
 
 use nowcast_core::{FeatureValue, Millis};
 use nowcast_model::ModelHandle;
-use nowcast_serve::{BackendError, EntityFeatures, FeatureEntry, IngestOutcome, PredictOutput};
+use nowcast_serve::{
+    BackendError, EntityFeatures, FeatureEntry, Health, IngestOutcome, PredictOutput,
+};
 use nowcast_spec::PipelineSpec;
 use nowcast_window::{Aggregation, Engine};
 
@@ -19,19 +21,24 @@ pub trait StateView: Send + Sync + 'static {
     fn plan(&self) -> &InputPlan;
     /// The model.
     fn model(&self) -> &ModelHandle;
-    /// `entity`'s features at `now` (see [`evaluate_in`]); `None` when unknown here.
-    fn evaluate(&self, entity: &str, now: Millis) -> Option<Evaluated>;
+    /// `entity`'s features at `now` (see [`evaluate_in`]); `Ok(None)` when unknown,
+    /// [`BackendError::NotOwned`] when its state lives in another instance.
+    fn evaluate(&self, entity: &str, now: Millis) -> Result<Option<Evaluated>, BackendError>;
     /// `POST /v1/events`.
     fn ingest(&self, body: &[u8]) -> Result<IngestOutcome, BackendError>;
+    /// `GET /healthz` and `GET /readyz` (default: ready, no detail).
+    fn health(&self) -> Health {
+        Health::default()
+    }
 }
 
 /// A [`StateView`] served: implements [`nowcast_serve::Backend`].
 pub struct Served<S>(pub S);
 
 impl<S: StateView> nowcast_serve::Backend for Served<S> {
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
+    fn features(&self, entity: &str, now: Millis) -> Result<Option<EntityFeatures>, BackendError> {
         let found = self.0.evaluate(entity, now)?;
-        Some(features_answer(self.0.spec(), entity, now, found))
+        Ok(found.map(|found| features_answer(self.0.spec(), entity, now, found)))
     }
 
     fn predict(
@@ -40,7 +47,8 @@ impl<S: StateView> nowcast_serve::Backend for Served<S> {
         fields: &serde_json::Map<String, serde_json::Value>,
         now: Millis,
     ) -> Result<PredictOutput, BackendError> {
-        let found = self.0.evaluate(entity, now).map(|e| e.values);
+        // An entity of another instance's partition is refused, never scored on empty windows.
+        let found = self.0.evaluate(entity, now)?.map(|e| e.values);
         let v = &self.0;
         score_request(v.spec(), v.plan(), v.model(), entity, found, fields, now)
     }
@@ -51,6 +59,10 @@ impl<S: StateView> nowcast_serve::Backend for Served<S> {
 
     fn feature_names(&self) -> Vec<String> {
         feature_names(self.0.spec())
+    }
+
+    fn health(&self) -> Health {
+        self.0.health()
     }
 }
 

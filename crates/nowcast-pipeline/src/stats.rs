@@ -6,7 +6,7 @@
 //!
 //! | metric | kind | meaning |
 //! |---|---|---|
-//! | `nowcast_events_in_total{source}` | counter | records read from the input log |
+//! | `nowcast_events_in_total{source}` | counter | records read from the source (the embedded input log or the Kafka topic) |
 //! | `nowcast_events_applied_total{source}` | counter | events applied to state |
 //! | `nowcast_events_late_total{source}` | counter | events later than the allowed lateness |
 //! | `nowcast_events_rejected_total{source,reason}` | counter | dead-lettered records |
@@ -15,7 +15,7 @@
 //! | `nowcast_event_to_prediction_seconds` | histogram | event time → prediction emitted |
 //! | `nowcast_ingest_to_prediction_seconds` | histogram | append to the log → prediction emitted (on Kafka: the record's timestamp, the broker's append time on a `LogAppendTime` topic) |
 //! | `nowcast_freshness_seconds{source}` | gauge | now − newest applied event time |
-//! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held (every second), estimated heap bytes (once a minute: the estimate walks every entity) |
+//! | `nowcast_state_entities` / `nowcast_state_bytes` | gauge | entities held (every second), estimated heap bytes (once a minute: the estimate walks every entity); on Kafka over the owned partitions (a replica: every partition) |
 //! | `nowcast_checkpoint_duration_seconds` | histogram | time to write one partition's checkpoint (encode + persist) |
 //! | `nowcast_checkpoint_pause_seconds` | histogram | time a worker stops processing for one slice of a checkpoint (its start, a slice of entities, its end) |
 //! | `nowcast_model_reloads_total` / `nowcast_model_reload_failures_total` | counter | model file changes |
@@ -170,7 +170,7 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "nowcast_events_in_total",
-        "Records read from the input log."
+        "Records read from the source: the embedded input log, or the Kafka source (or repartition) topic."
     );
     describe_counter!(
         "nowcast_events_applied_total",

@@ -60,7 +60,7 @@ fn features_decay_at_request_time_and_carry_their_age() {
     let start = Instant::now();
     let now = loop {
         let now = now_ms();
-        if let Some(f) = backend.features("u1", now) {
+        if let Ok(Some(f)) = backend.features("u1", now) {
             if value(&f, "count_1m") == FeatureValue::Num(3.0) {
                 break now;
             }
@@ -71,7 +71,7 @@ fn features_decay_at_request_time_and_carry_their_age() {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    let f = backend.features("u1", now).unwrap();
+    let f = backend.features("u1", now).unwrap().unwrap();
     assert_eq!(value(&f, "sum_5m"), FeatureValue::Num(60.0));
     assert_eq!(value(&f, "merchants_1h"), FeatureValue::Num(2.0));
     assert_eq!(value(&f, "abroad_1h"), FeatureValue::Num(1.0));
@@ -84,10 +84,11 @@ fn features_decay_at_request_time_and_carry_their_age() {
     );
 
     // Two minutes later with no new events: the 1-minute window is empty, the 1-hour one not.
-    let later = backend.features("u1", now + 120_000).unwrap();
+    let later = backend.features("u1", now + 120_000).unwrap().unwrap();
     assert_eq!(value(&later, "count_1m"), FeatureValue::Num(0.0));
     assert_eq!(value(&later, "max_1h"), FeatureValue::Num(30.0));
-    assert!(backend.features("nobody", now).is_none());
+    // The embedded runtime owns every partition: unknown, never `not_owned`.
+    assert_eq!(backend.features("nobody", now), Ok(None));
 
     // Predict: a known entity uses its features; an unknown one is scored on empty windows.
     let mut fields = serde_json::Map::new();

@@ -87,9 +87,23 @@ pub enum BackendError {
     /// The backend cannot answer now but may later (e.g. still restoring state); HTTP 503.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The entity's state lives elsewhere (a Kafka instance asked about an entity of a
+    /// partition it does not own); HTTP 404 `not_owned`. The text names the entity's
+    /// partition, the partitions this instance owns and where to read it instead.
+    #[error("not owned here: {0}")]
+    NotOwned(String),
     /// A bug or a broken invariant in the backend; HTTP 500.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What `GET /healthz` and `GET /readyz` report besides liveness.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Health {
+    /// Why this instance should not receive traffic now; empty when it is ready.
+    pub not_ready: Vec<String>,
+    /// Detail added to both answers as top-level members (e.g. `kafka → {…}`).
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The engine as the HTTP layer sees it.
@@ -98,13 +112,15 @@ pub enum BackendError {
 /// must answer from memory without blocking (a lock held for microseconds is fine; I/O is
 /// not). `ingest` is called on a blocking thread and may write to disk.
 pub trait Backend: Send + Sync + 'static {
-    /// Features of one entity evaluated at request time `now`; `None` if the entity is unknown.
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures>;
+    /// Features of one entity evaluated at request time `now`; `Ok(None)` if the entity is
+    /// unknown, [`BackendError::NotOwned`] if its state lives in another instance.
+    fn features(&self, entity: &str, now: Millis) -> Result<Option<EntityFeatures>, BackendError>;
 
     /// Score an entity with its current stream features plus request-time `fields` (a JSON
     /// object, e.g. the transaction being authorised). Unknown entities are scored on empty
-    /// windows (`entity_known = false`). A missing or ill-typed request-time field is
-    /// [`BackendError::BadRequest`] naming the field.
+    /// windows (`entity_known = false`), but an entity whose state lives in another instance
+    /// is [`BackendError::NotOwned`], never scored on empty windows. A missing or ill-typed
+    /// request-time field is [`BackendError::BadRequest`] naming the field.
     fn predict(
         &self,
         entity: &str,
@@ -119,6 +135,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Names of the features, in spec order (for docs and validation).
     fn feature_names(&self) -> Vec<String>;
+
+    /// Readiness and detail for `GET /healthz` and `GET /readyz`; called on the async
+    /// runtime, so it must answer from memory. By default: ready, no detail.
+    fn health(&self) -> Health {
+        Health::default()
+    }
 }
 
 /// Serialises features as an ordered object `name → {"value": …, "age_ms": …}`.

@@ -18,6 +18,9 @@ use crate::backend::BackendError;
 pub enum ErrorCode {
     /// 404: the entity has no state.
     UnknownEntity,
+    /// 404: the entity's state lives in another instance (a Kafka partition this instance
+    /// does not own); read it from a serving replica or the owning instance.
+    NotOwned,
     /// 404: no route has this path (or metrics are disabled).
     NotFound,
     /// 405: the path exists but not with this method.
@@ -46,8 +49,9 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in a stable order (for docs and tests).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::UnknownEntity,
+        ErrorCode::NotOwned,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::MalformedJson,
@@ -65,7 +69,9 @@ impl ErrorCode {
     /// The HTTP status this code is sent with.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::UnknownEntity | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::UnknownEntity | ErrorCode::NotOwned | ErrorCode::NotFound => {
+                StatusCode::NOT_FOUND
+            }
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::MalformedJson
             | ErrorCode::InvalidRequest
@@ -135,6 +141,7 @@ impl From<BackendError> for ApiError {
         match err {
             BackendError::BadRequest(d) => ApiError::new(ErrorCode::BadRequest, d),
             BackendError::Unavailable(d) => ApiError::new(ErrorCode::Unavailable, d),
+            BackendError::NotOwned(d) => ApiError::new(ErrorCode::NotOwned, d),
             BackendError::Internal(d) => ApiError::new(ErrorCode::Internal, d),
         }
     }

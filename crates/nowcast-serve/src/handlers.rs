@@ -39,7 +39,7 @@ pub(crate) async fn features_one<B: Backend>(
 ) -> Reply {
     let now = now_ms();
     let Path(entity) = entity.map_err(|r| ApiError::new(ErrorCode::InvalidPath, r.body_text()))?;
-    match s.backend.features(&entity, now) {
+    match s.backend.features(&entity, now)? {
         Some(found) => Ok(json_response(
             StatusCode::OK,
             &found,
@@ -69,7 +69,11 @@ struct BatchResponse<'a> {
     results: BatchResults<'a>,
 }
 
-struct BatchResults<'a>(&'a [(Key<'a>, Option<EntityFeatures>)]);
+/// One entity's answer: its features, none (unknown), or why this server cannot answer for
+/// it (e.g. `not_owned`).
+type Found = Result<Option<EntityFeatures>, ApiError>;
+
+struct BatchResults<'a>(&'a [(Key<'a>, Found)]);
 
 #[derive(Serialize)]
 struct BatchItem<'a> {
@@ -77,6 +81,8 @@ struct BatchItem<'a> {
     found: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     features: Option<Features<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ApiError>,
 }
 
 struct Features<'a>(&'a [FeatureEntry]);
@@ -89,10 +95,17 @@ impl Serialize for Features<'_> {
 
 impl Serialize for BatchResults<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(key, found)| BatchItem {
-            entity: &key.0,
-            found: found.is_some(),
-            features: found.as_ref().map(|f| Features(&f.features)),
+        serializer.collect_seq(self.0.iter().map(|(key, found)| {
+            let (features, error) = match found {
+                Ok(f) => (f.as_ref(), None),
+                Err(e) => (None, Some(e)),
+            };
+            BatchItem {
+                entity: &key.0,
+                found: features.is_some(),
+                features: features.map(|f| Features(&f.features)),
+                error,
+            }
         }))
     }
 }
@@ -122,8 +135,13 @@ pub(crate) async fn features_batch<B: Backend>(
         .entities
         .into_iter()
         .map(|key| {
-            let found = s.backend.features(&key.0, now);
-            size += 48 + key.0.len() + found.as_ref().map_or(0, |f| features_size(&f.features));
+            let found = s.backend.features(&key.0, now).map_err(ApiError::from);
+            size += 48
+                + key.0.len()
+                + match &found {
+                    Ok(f) => f.as_ref().map_or(0, |f| features_size(&f.features)),
+                    Err(e) => 48 + e.detail.len(),
+                };
             (key, found)
         })
         .collect();
@@ -204,9 +222,29 @@ pub(crate) async fn metrics<B: Backend>(State(s): AppState<B>) -> Reply {
     Ok(response)
 }
 
-/// `GET /healthz`.
-pub(crate) async fn healthz() -> Response {
-    static_json(StatusCode::OK, br#"{"status":"ok"}"#)
+/// `GET /healthz`: 200 while the process serves requests, with the backend's detail.
+pub(crate) async fn healthz<B: Backend>(State(s): AppState<B>) -> Response {
+    let health = s.backend.health();
+    let mut body = serde_json::Map::with_capacity(1 + health.detail.len());
+    body.insert("status".into(), "ok".into());
+    body.extend(health.detail);
+    json_response(StatusCode::OK, &body, 256)
+}
+
+/// `GET /readyz`: 200 when the backend is ready for traffic, else 503 with the reasons.
+pub(crate) async fn readyz<B: Backend>(State(s): AppState<B>) -> Response {
+    let health = s.backend.health();
+    let mut body = serde_json::Map::with_capacity(2 + health.detail.len());
+    let status = if health.not_ready.is_empty() {
+        body.insert("status".into(), "ready".into());
+        StatusCode::OK
+    } else {
+        body.insert("status".into(), "not_ready".into());
+        body.insert("reasons".into(), health.not_ready.into());
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    body.extend(health.detail);
+    json_response(status, &body, 512)
 }
 
 /// Fallback for paths no route matches.

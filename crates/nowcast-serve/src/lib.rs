@@ -3,12 +3,13 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /v1/features/{entity}` | one entity's features (404 `unknown_entity`) |
-//! | `POST /v1/features` | `{"entities": [..]}` → features of each |
-//! | `POST /v1/predict` | `{"entity": .., "fields": {..}}` → score and model inputs |
+//! | `GET /v1/features/{entity}` | one entity's features (404 `unknown_entity`, or `not_owned` when another instance holds it) |
+//! | `POST /v1/features` | `{"entities": [..]}` → features of each (an item another instance holds carries an `error`) |
+//! | `POST /v1/predict` | `{"entity": .., "fields": {..}}` → score and model inputs (404 `not_owned` as above) |
 //! | `POST /v1/events` | JSON lines → accepted / rejected counts and line errors |
 //! | `GET /metrics` | Prometheus text |
-//! | `GET /healthz` | `{"status": "ok"}` |
+//! | `GET /healthz` | liveness: always 200 `{"status": "ok", …}` with the backend's detail |
+//! | `GET /readyz` | readiness: 200 `{"status": "ready", …}`, or 503 `{"status": "not_ready", "reasons": [..], …}` |
 //!
 //! `openapi.json` beside this crate's `Cargo.toml` documents every body; a test keeps it in
 //! step with [`ROUTES`] and with real responses. Every error is a JSON [`ApiError`].
@@ -20,7 +21,9 @@
 //!
 //! struct Empty;
 //! impl Backend for Empty {
-//!     fn features(&self, _: &str, _: Millis) -> Option<EntityFeatures> { None }
+//!     fn features(&self, _: &str, _: Millis) -> Result<Option<EntityFeatures>, BackendError> {
+//!         Ok(None)
+//!     }
 //!     fn predict(
 //!         &self,
 //!         entity: &str,
@@ -58,7 +61,7 @@ mod routes;
 mod server;
 
 pub use backend::{
-    Backend, BackendError, EntityFeatures, FeatureEntry, IngestLineError, IngestOutcome,
+    Backend, BackendError, EntityFeatures, FeatureEntry, Health, IngestLineError, IngestOutcome,
     PredictOutput, MAX_REPORTED_ERRORS,
 };
 pub use config::ServeConfig;

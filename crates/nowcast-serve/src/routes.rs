@@ -29,6 +29,8 @@ pub enum RouteId {
     Metrics,
     /// `GET /healthz`: liveness.
     Health,
+    /// `GET /readyz`: readiness.
+    Ready,
 }
 
 /// One route: an HTTP method, a path template (axum syntax, which is also OpenAPI's) and its
@@ -75,6 +77,11 @@ pub const ROUTES: &[Route] = &[
         path: "/healthz",
         id: RouteId::Health,
     },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        id: RouteId::Ready,
+    },
 ];
 
 /// Builds the API router over `backend`. `/metrics` renders `metrics` (404 when `None`).
@@ -119,6 +126,7 @@ fn endpoint<B: Backend>(id: RouteId, filter: MethodFilter) -> MethodRouter<Arc<S
         RouteId::Predict => on(filter, handlers::predict::<B>),
         RouteId::Events => on(filter, handlers::events::<B>),
         RouteId::Metrics => on(filter, handlers::metrics::<B>),
-        RouteId::Health => on(filter, handlers::healthz),
+        RouteId::Health => on(filter, handlers::healthz::<B>),
+        RouteId::Ready => on(filter, handlers::readyz::<B>),
     }
 }

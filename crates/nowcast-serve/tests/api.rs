@@ -60,6 +60,28 @@ async fn unknown_entity_is_404_json() {
 }
 
 #[tokio::test]
+async fn entity_owned_by_another_instance_is_not_owned_not_unknown() {
+    let r = get(&app(), "/v1/features/elsewhere").await;
+    let detail = r.assert_error(StatusCode::NOT_FOUND, "not_owned");
+    assert!(detail.contains("partition 3"), "{detail}");
+    let r = post_json(&app(), "/v1/features", r#"{"entities":["elsewhere","u1"]}"#).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let results = r.json()["results"].clone();
+    assert_eq!(results[0]["found"], false);
+    assert_eq!(results[0]["error"]["error"], "not_owned");
+    assert!(results[0].get("features").is_none());
+    assert!(results[1].get("error").is_none(), "{results}");
+    // Never scored on empty windows as if it were new.
+    let r = post_json(
+        &app(),
+        "/v1/predict",
+        r#"{"entity":"elsewhere","fields":{"amount":1}}"#,
+    )
+    .await;
+    r.assert_error(StatusCode::NOT_FOUND, "not_owned");
+}
+
+#[tokio::test]
 async fn undecodable_path_is_400_json() {
     let r = get(&app(), "/v1/features/%FF").await;
     r.assert_error(StatusCode::BAD_REQUEST, "invalid_path");
@@ -366,7 +388,29 @@ async fn healthz() {
     let r = get(&app(), "/healthz").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/json");
-    assert_eq!(r.json(), json!({"status": "ok"}));
+    assert_eq!(
+        r.json(),
+        json!({"status": "ok", "kafka": {"partitions_owned": 2, "broker_reachable": true}})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_with_the_reasons_until_ready_while_healthz_stays_200() {
+    let r = get(&app(), "/readyz").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "ready");
+    let backend = FakeBackend {
+        not_ready: Some("owns no partitions yet"),
+        ..FakeBackend::default()
+    };
+    let app = nowcast_serve::router(std::sync::Arc::new(backend), None, &ServeConfig::default());
+    let r = get(&app, "/readyz").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    let v = r.json();
+    assert_eq!(v["status"], "not_ready");
+    assert_eq!(v["reasons"], json!(["owns no partitions yet"]));
+    assert_eq!(v["kafka"]["partitions_owned"], 2);
+    assert_eq!(get(&app, "/healthz").await.status, StatusCode::OK);
 }
 
 #[tokio::test]

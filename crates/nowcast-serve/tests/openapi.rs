@@ -241,12 +241,13 @@ fn cases() -> Vec<Case> {
     vec![
         ("GET", "/v1/features/u1", None, vec![]),
         ("GET", "/v1/features/nobody", None, vec![]),
+        ("GET", "/v1/features/elsewhere", None, vec![]),
         ("GET", "/v1/features/%FF", None, vec![]),
         (
             "POST",
             "/v1/features",
             j,
-            b(r#"{"entities":["u1","nobody"]}"#),
+            b(r#"{"entities":["u1","nobody","elsewhere"]}"#),
         ),
         (
             "POST",
@@ -282,6 +283,12 @@ fn cases() -> Vec<Case> {
             j,
             b(r#"{"entity":"bug","fields":{"amount":1}}"#),
         ),
+        (
+            "POST",
+            "/v1/predict",
+            j,
+            b(r#"{"entity":"elsewhere","fields":{"amount":1}}"#),
+        ),
         ("POST", "/v1/predict", j, vec![b' '; 5000]),
         ("POST", "/v1/predict", Some("text/plain"), b("{}")),
         ("POST", "/v1/events", None, b("{\"user\":\"a\"}\n{}\nbad\n")),
@@ -291,6 +298,7 @@ fn cases() -> Vec<Case> {
         ("POST", "/v1/events", None, b("#bug")),
         ("GET", "/metrics", None, vec![]),
         ("GET", "/healthz", None, vec![]),
+        ("GET", "/readyz", None, vec![]),
     ]
 }
 
@@ -303,9 +311,21 @@ async fn real_responses_match_the_document() {
         ..ServeConfig::default()
     };
     let app = app_with(&config, None);
+    let unready = nowcast_serve::router(
+        std::sync::Arc::new(FakeBackend {
+            not_ready: Some("owns no partitions yet"),
+            ..FakeBackend::default()
+        }),
+        None,
+        &config,
+    );
+    let runs = cases()
+        .into_iter()
+        .map(|case| (&app, case))
+        .chain([(&unready, ("GET", "/readyz", None, vec![]))]);
     let mut produced = BTreeSet::new();
-    for (method, uri, ct, body) in cases() {
-        let r = send(&app, method, uri, ct, body).await;
+    for (app, (method, uri, ct, body)) in runs {
+        let r = send(app, method, uri, ct, body).await;
         let path = ROUTES
             .iter()
             .map(|r| r.path)

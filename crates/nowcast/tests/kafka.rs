@@ -287,6 +287,31 @@ fn two_instances_share_partitions_and_a_stopped_one_hands_over() {
     }
     let (oracle, keys) = p.oracle();
     assert_served_like_oracle(&addr, &p, &oracle, &keys);
+    // The replica is ready once it has read every partition to its end, and its metrics
+    // show its own progress.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, v) = http_json(&addr, "GET", "/readyz", "");
+        let metrics = http_get(&addr, "/metrics");
+        let lags = samples(&metrics, "nowcast_kafka_consumer_lag_records");
+        if status == 200
+            && lags.len() == 4
+            && lags.iter().all(|(_, l)| *l == 0.0)
+            && sample(&metrics, "nowcast_replica_records_applied_total") == Some(stored as f64)
+        {
+            assert_eq!(v["kafka"]["mode"], "replica", "{v}");
+            assert_eq!(v["kafka"]["partitions_followed"], 4, "{v}");
+            assert_eq!(v["kafka"]["caught_up"], true, "{v}");
+            assert_eq!(v["kafka"]["lag_records"], 0, "{v}");
+            assert_eq!(sample(&metrics, "nowcast_replica_caught_up"), Some(1.0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica not ready: {status} {v}\n{lags:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     terminate(&replica);
     assert!(wait(&mut replica, Duration::from_secs(30)).success());
 }
@@ -403,6 +428,213 @@ fn at_least_once_serves_features_equal_to_the_oracle() {
     assert_exactly_once(&p, &source, &preds);
 }
 
+/// An instance used to answer 404 `unknown_entity` for an entity of another instance's
+/// partition (and `/v1/predict` scored it on empty windows), `/healthz` said ok while it owned
+/// nothing, and `/metrics` showed no partitions, lag or state. Two instances of one group:
+/// each answers `not_owned` naming the partition for the other's entities and the data for
+/// its own; `/readyz` is 503 before the assignment and 200 after; owned partitions sum to the
+/// partition count; lag drains to 0; the state gauges are set.
+#[test]
+fn instance_answers_not_owned_for_another_instances_entity_and_reports_readiness_and_lag() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 4, "exactly-once");
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    let addrs = [
+        format!("127.0.0.1:{}", base + 2),
+        format!("127.0.0.1:{}", base + 3),
+    ];
+    let (mut a, log_a) = p.spawn_serving("a", &addrs[0]);
+    let (mut c, log_b) = p.spawn_serving("b", &addrs[1]);
+    // The group's first join waits for the broker's initial rebalance delay: not ready yet.
+    let (status, v) = http_json(&addrs[0], "GET", "/readyz", "");
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["status"], "not_ready");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("owns no partitions yet"),
+        "{v}"
+    );
+    let (status, v) = http_json(&addrs[0], "GET", "/healthz", "");
+    assert_eq!(status, 200, "liveness stays 200: {v}");
+    assert_eq!(v["kafka"]["mode"], "instance", "{v}");
+    assert!(
+        harness::wait_owned(&[(&log_a, 1), (&log_b, 1)], Duration::from_secs(60)),
+        "both members should own partitions"
+    );
+    p.generate(4_000, 400, 31);
+    p.wait_caught_up(Duration::from_secs(120));
+    // Ready, and between them they own every partition.
+    let mut owned_by = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        owned_by.clear();
+        let mut ready = true;
+        for (i, addr) in addrs.iter().enumerate() {
+            let (status, v) = http_json(addr, "GET", "/readyz", "");
+            ready &= status == 200;
+            for part in v["kafka"]["partitions"].as_array().unwrap() {
+                owned_by.insert(part.as_i64().unwrap() as u32, i);
+            }
+        }
+        if ready && owned_by.len() == 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not ready or not every partition owned: {owned_by:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (oracle, keys) = p.oracle();
+    let (mut mine, mut theirs) = (0, 0);
+    for key in keys.iter().take(40) {
+        let part = nowcast_core::partition_for_key(key.as_bytes(), 4);
+        let owner = owned_by[&part];
+        let (status, v) = http_json(&addrs[owner], "GET", &format!("/v1/features/{key}"), "");
+        assert_eq!(status, 200, "{key} from its owner: {v}");
+        mine += 1;
+        let (status, v) = http_json(&addrs[1 - owner], "GET", &format!("/v1/features/{key}"), "");
+        assert_eq!(status, 404, "{key} from the other instance: {v}");
+        assert_eq!(v["error"], "not_owned", "{v}");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("partition {part} "))
+                && detail.contains("it owns partitions")
+                && detail.contains("nowcast serve"),
+            "{detail}"
+        );
+        // Never scored on empty windows as if it were a new entity.
+        let body = format!(r#"{{"entity":"{key}","fields":{{"amount":10}}}}"#);
+        let (status, v) = http_json(&addrs[1 - owner], "POST", "/v1/predict", &body);
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (404, Some("not_owned")),
+            "{v}"
+        );
+        let (status, v) = http_json(&addrs[owner], "POST", "/v1/predict", &body);
+        assert_eq!(
+            (status, &v["entity_known"]),
+            (200, &serde_json::json!(true)),
+            "{v}"
+        );
+        let body = format!(r#"{{"entities":["{key}","nobody-at-all"]}}"#);
+        let (status, v) = http_json(&addrs[1 - owner], "POST", "/v1/features", &body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["results"][0]["error"]["error"], "not_owned", "{v}");
+        theirs += 1;
+    }
+    assert!(mine > 0 && theirs > 0);
+    assert_served_like_oracle(
+        &addrs[owned_by[&0]],
+        &p,
+        &oracle[..],
+        &[keys
+            .iter()
+            .find(|k| nowcast_core::partition_for_key(k.as_bytes(), 4) == 0)
+            .unwrap()
+            .clone()],
+    );
+    // Metrics: owned partitions sum to the count, lag drains to 0, state is counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let texts: Vec<String> = addrs.iter().map(|a| http_get(a, "/metrics")).collect();
+        let owned: f64 = texts
+            .iter()
+            .map(|t| sample(t, "nowcast_kafka_partitions_owned").unwrap_or(0.0))
+            .sum();
+        let lags: Vec<(String, f64)> = texts
+            .iter()
+            .flat_map(|t| samples(t, "nowcast_kafka_consumer_lag_records"))
+            .collect();
+        let entities: f64 = texts
+            .iter()
+            .map(|t| sample(t, "nowcast_state_entities").unwrap_or(0.0))
+            .sum();
+        let lagging = lags.iter().filter(|(_, v)| *v > 0.0).count();
+        if owned == 4.0 && lags.len() >= 4 && lagging == 0 && entities == keys.len() as f64 {
+            for t in &texts {
+                for name in [
+                    "# HELP nowcast_kafka_partitions_owned ",
+                    "# HELP nowcast_kafka_consumer_lag_records ",
+                    "# HELP nowcast_kafka_rebalances_total ",
+                    "# HELP nowcast_events_in_total Records read from the source",
+                    "nowcast_kafka_rebalances_total{kind=\"assign\"} ",
+                    "nowcast_kafka_broker_reachable 1",
+                    "nowcast_freshness_seconds{source=",
+                    "nowcast_state_bytes ",
+                ] {
+                    assert!(t.contains(name), "{name} in {t}");
+                }
+            }
+            let (_, v) = http_json(&addrs[0], "GET", "/healthz", "");
+            let k = &v["kafka"];
+            assert_eq!(k["broker_reachable"], true, "{v}");
+            assert_eq!(k["lag_records"], 0, "{v}");
+            assert!(k["last_commit_age_s"].as_f64().unwrap() < 10.0, "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "owned {owned}, lag {lags:?}, entities {entities} of {}",
+            keys.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // b leaves: a takes every partition and stays ready.
+    terminate(&c);
+    assert!(wait(&mut c, Duration::from_secs(60)).success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, v) = http_json(&addrs[0], "GET", "/readyz", "");
+        if status == 200 && v["kafka"]["partitions_owned"] == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(&a);
+    assert!(wait(&mut a, Duration::from_secs(60)).success());
+}
+
+/// An instance of a group with more members than partitions owns nothing: it is not ready
+/// (it used to say ok), and it answers `not_owned` saying so.
+#[test]
+fn instance_owning_no_partitions_is_not_ready() {
+    let Some(b) = broker() else { return };
+    let p = Pipeline::new(&b, 1, "at-least-once");
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    let addrs = [
+        format!("127.0.0.1:{}", base + 4),
+        format!("127.0.0.1:{}", base + 5),
+    ];
+    let (mut a, log_a) = p.spawn_serving("a", &addrs[0]);
+    assert!(harness::wait_owned(&[(&log_a, 1)], Duration::from_secs(60)));
+    let (mut c, _) = p.spawn_serving("b", &addrs[1]);
+    // Give b time to join and be given nothing.
+    std::thread::sleep(Duration::from_secs(8));
+    let (status, v) = http_json(&addrs[1], "GET", "/readyz", "");
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["kafka"]["partitions_owned"], 0, "{v}");
+    let (status, v) = http_json(&addrs[1], "GET", "/v1/features/u-1", "");
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it owns no partitions now"),
+        "{v}"
+    );
+    let (status, v) = http_json(&addrs[0], "GET", "/readyz", "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["kafka"]["partitions_owned"], 1, "{v}");
+    for child in [&mut a, &mut c] {
+        terminate(child);
+        assert!(wait(child, Duration::from_secs(60)).success());
+    }
+}
+
 #[test]
 fn at_least_once_offsets_reach_the_end_after_partitions_move() {
     let Some(b) = broker() else { return };
@@ -489,6 +721,43 @@ fn http_get(addr: &str, path: &str) -> String {
 }
 
 fn http_request(addr: &str, method: &str, path: &str, body: &str) -> String {
+    http_call(addr, method, path, body).1
+}
+
+/// The status code and the body as JSON.
+fn http_json(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, text) = http_call(addr, method, path, body);
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"));
+    (status, v)
+}
+
+/// The value of the sample `name` (with its labels, e.g. `x{a="b"}`) in Prometheus text.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Every sample of metric `name` (any labels) as (labels, value).
+fn samples(metrics: &str, name: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let (labels, v) = r.split_once("} ")?;
+                    (labels.to_string(), v)
+                }
+                None => (String::new(), rest.strip_prefix(' ')?),
+            };
+            Some((labels, value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn http_call(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     use std::io::Write;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -502,8 +771,13 @@ fn http_request(addr: &str, method: &str, path: &str, body: &str) -> String {
                 .unwrap();
                 let mut out = String::new();
                 s.read_to_string(&mut out).unwrap();
+                let status = out
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
                 let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-                return body;
+                return (status, body);
             }
             Err(_) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100))

@@ -20,6 +20,11 @@ impl MemberState {
                 .and_then(|()| self.commit_acked(consumer, true));
         }
         self.last_commit = Instant::now();
+        if result.is_ok() && self.stage == Stage::Process {
+            self.shared
+                .last_commit_ms
+                .store(nowcast_pipeline::now_ms(), Ordering::Relaxed);
+        }
         if started.elapsed() >= Duration::from_secs(5) {
             eprintln!(
                 "nowcast: {}: a commit took {:.1} s ({})",

@@ -199,6 +199,10 @@ impl ConsumerContext for MemberCtx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let mut st = self.state.lock();
+            if st.stage == Stage::Process && tpl.count() > 0 {
+                metrics::counter!("nowcast_kafka_rebalances_total", "kind" => "revoke")
+                    .increment(1);
+            }
             if !st.failed && st.shared.fault_fail_revoke.swap(false, Ordering::AcqRel) {
                 eprintln!(
                     "nowcast: fault injection: failing the commit of a revocation (NOWCAST_FAULT_FAIL_REVOKE)"
@@ -224,6 +228,10 @@ impl ConsumerContext for MemberCtx {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let mut st = self.state.lock();
+                if st.stage == Stage::Process && tpl.count() > 0 {
+                    metrics::counter!("nowcast_kafka_rebalances_total", "kind" => "assign")
+                        .increment(1);
+                }
                 for el in tpl.elements() {
                     if let Err(e) = st.add_part(el.partition()) {
                         st.failed = true;
@@ -416,6 +424,9 @@ fn poll_loop(
     let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(BATCH);
     let mut last_merge = Instant::now();
     let mut watchdog = watchdog::Watchdog::default();
+    let mut last_positions = Instant::now();
+    let mut errors = crate::monitor::Throttle::new(Duration::from_secs(10));
+    let process = consumer.context().state.lock().stage == Stage::Process;
     loop {
         if let Some(e) = consumer.context().error.lock().take() {
             return Err(e);
@@ -456,7 +467,10 @@ fn poll_loop(
                     ));
                 }
                 Some(Err(e)) => {
-                    eprintln!("nowcast: consumer: {e}");
+                    // Every poll reports a broker that cannot be reached: once per 10 s.
+                    if let Some(line) = errors.line(&format!("nowcast: consumer: {e}")) {
+                        eprintln!("{line}");
+                    }
                     break;
                 }
             }
@@ -478,6 +492,11 @@ fn poll_loop(
         }
         if let Err(e) = st.snapshot_step().and_then(|()| st.snapshot_when_idle()) {
             st.snapshot_failed(&e);
+        }
+        // Positions for the monitor's lag (a local call, no request to the broker).
+        if process && last_positions.elapsed() >= crate::monitor::TICK {
+            shared.positions.publish(consumer, &shared.input_topic);
+            last_positions = Instant::now();
         }
         if last_merge.elapsed() >= Duration::from_millis(50) {
             shared.stats.merge(&st.lat);
@@ -538,7 +557,20 @@ impl MemberState {
         );
         metrics::histogram!("nowcast_kafka_restore_seconds").record(info.elapsed.as_secs_f64());
         let engine = Arc::new(RwLock::new(engine));
-        self.shared.owned.write().insert(partition, engine.clone());
+        // Lag counts from the group's committed offset until this member reads a record.
+        self.shared
+            .positions
+            .set(partition, crate::monitor::UNKNOWN);
+        let owned = {
+            let mut owned = self.shared.owned.write();
+            owned.insert(partition, engine.clone());
+            owned.len()
+        };
+        self.shared.ever_owned.store(true, Ordering::Release);
+        self.shared
+            .empty_since_ms
+            .store(i64::MIN, Ordering::Release);
+        metrics::gauge!("nowcast_kafka_partitions_owned").set(owned as f64);
         self.parts.insert(
             partition,
             Part {
@@ -557,7 +589,14 @@ impl MemberState {
         self.snapshot_cancel(partition);
         if self.parts.remove(&partition).is_some() {
             if self.stage == Stage::Process {
-                self.shared.owned.write().remove(&partition);
+                let mut owned = self.shared.owned.write();
+                owned.remove(&partition);
+                if owned.is_empty() {
+                    self.shared
+                        .empty_since_ms
+                        .store(nowcast_pipeline::now_ms(), Ordering::Release);
+                }
+                metrics::gauge!("nowcast_kafka_partitions_owned").set(owned.len() as f64);
             }
             eprintln!("nowcast: {}: partition {partition} revoked", self.name);
         }

@@ -17,13 +17,24 @@ use tower::ServiceExt;
 /// Known entities: `u1` and `u/2` (a key that needs percent-encoding in a path).
 pub const KNOWN: [&str; 2] = ["u1", "u/2"];
 
+/// An entity whose state lives in another instance (`not_owned`).
+pub const ELSEWHERE: &str = "elsewhere";
+
 /// A backend with fixed state: two known entities with three features in non-alphabetical
 /// order; `predict` needs a numeric `amount` field, answers 503 for entity `down` and 500 for
 /// entity `bug`; `ingest` accepts objects with a string `user` and fails wholesale for a body
-/// starting with `#down` (503) or `#bug` (500).
+/// starting with `#down` (503) or `#bug` (500). Entity [`ELSEWHERE`] is owned by another
+/// instance. `/readyz` is 503 with `not_ready` as its reason when set.
 #[derive(Default)]
 pub struct FakeBackend {
     pub ingested: AtomicU64,
+    pub not_ready: Option<&'static str>,
+}
+
+fn not_owned(entity: &str) -> BackendError {
+    BackendError::NotOwned(format!(
+        "entity `{entity}` is on partition 3, which this instance does not own (it owns 0, 1)"
+    ))
 }
 
 impl FakeBackend {
@@ -50,12 +61,27 @@ impl FakeBackend {
 }
 
 impl Backend for FakeBackend {
-    fn features(&self, entity: &str, now: Millis) -> Option<EntityFeatures> {
-        KNOWN.contains(&entity).then(|| EntityFeatures {
+    fn features(&self, entity: &str, now: Millis) -> Result<Option<EntityFeatures>, BackendError> {
+        if entity == ELSEWHERE {
+            return Err(not_owned(entity));
+        }
+        Ok(KNOWN.contains(&entity).then(|| EntityFeatures {
             entity: entity.to_owned(),
             as_of: now,
             features: Self::entries(now),
-        })
+        }))
+    }
+
+    fn health(&self) -> Health {
+        let mut detail = Map::new();
+        detail.insert(
+            "kafka".into(),
+            serde_json::json!({"partitions_owned": 2, "broker_reachable": true}),
+        );
+        Health {
+            not_ready: self.not_ready.iter().map(|r| r.to_string()).collect(),
+            detail,
+        }
     }
 
     fn predict(
@@ -67,6 +93,7 @@ impl Backend for FakeBackend {
         match entity {
             "down" => return Err(BackendError::Unavailable("restoring state".into())),
             "bug" => return Err(BackendError::Internal("model input length mismatch".into())),
+            ELSEWHERE => return Err(not_owned(entity)),
             _ => {}
         }
         let amount = match fields.get("amount") {

@@ -383,6 +383,26 @@ impl Pipeline {
         (Proc(c.spawn().unwrap()), log)
     }
 
+    /// Starts `nowcast run` as instance `instance` serving HTTP on `addr`; stderr goes to a
+    /// file in the temp dir, whose path is returned too.
+    pub fn spawn_serving(&self, instance: &str, addr: &str) -> (Proc, PathBuf) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("run-{instance}-{}.log", unique()));
+        let child = Command::new(env!("CARGO_BIN_EXE_nowcast"))
+            .args(["run", "--config"])
+            .arg(&self.spec_path)
+            .args(["--bootstrap", &self.bootstrap, "--instance", instance])
+            .args(["--addr", addr])
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (Proc(child), log)
+    }
+
     /// Every committed record of `topic`, in partition then offset order. Also asserts that
     /// no transaction is left open: the read_committed end of every partition is its high
     /// watermark.
