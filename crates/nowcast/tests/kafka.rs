@@ -894,6 +894,104 @@ impl Drop for OwnBroker {
     }
 }
 
+/// While the broker was down, `/healthz` said ok, nothing said not ready, and a replica
+/// printed ~5 `AllBrokersDown` lines a second. Now both an instance and a replica stay live
+/// (200) but turn not ready naming the broker and report it once per 10 s; when a broker
+/// comes back without the pipeline's topics, they stay not ready naming the missing topic.
+#[test]
+fn broker_outage_makes_instance_and_replica_not_ready_and_is_logged_once_per_interval() {
+    if broker().is_none() {
+        return;
+    }
+    let own = OwnBroker::start(2);
+    let p = Pipeline::new(&own.bootstrap(), 2, "at-least-once");
+    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    let (instance, replica) = (
+        format!("127.0.0.1:{}", base + 6),
+        format!("127.0.0.1:{}", base + 7),
+    );
+    let (mut a, log_a) = p.spawn_serving("a", &instance);
+    let log_r = p.dir.path().join("serve.log");
+    let mut r = harness::Proc(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nowcast"))
+            .args(["serve", "--config"])
+            .arg(&p.spec_path)
+            .args(["--bootstrap", &p.bootstrap, "--addr", &replica])
+            .env("RUST_BACKTRACE", "0")
+            .stderr(std::fs::File::create(&log_r).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let wait_ready = |addr: &str, ready: bool, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, v) = http_json(addr, "GET", "/readyz", "");
+            if (status == 200) == ready {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {status} {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_ready(&instance, true, "instance ready");
+    wait_ready(&replica, true, "replica ready");
+    let out = own.script("stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped = std::time::Instant::now();
+    for addr in [&instance, &replica] {
+        let v = wait_ready(addr, false, "not ready without the broker");
+        let reasons = v["reasons"].to_string();
+        assert!(reasons.contains("cannot reach the Kafka broker"), "{v}");
+        let (status, v) = http_json(addr, "GET", "/healthz", "");
+        assert_eq!(status, 200, "liveness stays 200: {v}");
+        assert_eq!(v["kafka"]["broker_reachable"], false, "{v}");
+    }
+    std::thread::sleep(Duration::from_secs(15).saturating_sub(stopped.elapsed()));
+    let lines = |log: &std::path::Path, prefix: &str| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    let replica_errors = lines(&log_r, "nowcast: replica:");
+    assert!(
+        replica_errors <= 3,
+        "{replica_errors} error lines in 15 s:\n{}",
+        std::fs::read_to_string(&log_r).unwrap_or_default()
+    );
+    assert!(lines(&log_a, "nowcast: consumer:") <= 3);
+    // A broker back without the pipeline's topics (`start` makes a fresh cluster, as if
+    // they had been deleted): reachable, and still not ready, naming the missing topic.
+    let out = own.script("start");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for addr in [&instance, &replica] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, v) = http_json(addr, "GET", "/readyz", "");
+            let reasons = v["reasons"].to_string();
+            if v["kafka"]["broker_reachable"] == true && reasons.contains("does not exist") {
+                assert_eq!(status, 503, "{v}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{status} {v}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for child in [&mut a, &mut r] {
+        terminate(child);
+        assert!(wait(child, Duration::from_secs(60)).success());
+    }
+}
+
 #[test]
 fn unwritable_local_snapshots_neither_stop_processing_nor_fail_the_stop() {
     let Some(b) = broker() else { return };
