@@ -51,7 +51,9 @@ pub fn restore(
     let mut info = Restored::default();
     let mut start = Offset::Beginning;
     let mut engine = None;
-    if let Some(dir) = local {
+    if let (Some(_), true) = (local, topic_id.is_empty()) {
+        info.snapshot_refused = Some("the feature store's topic id is unknown".into());
+    } else if let Some(dir) = local {
         match crate::store::read(dir, topic, topic_id, partition, config.clone()) {
             Ok(Some((e, off))) if off >= low && off <= high => {
                 engine = Some(e);

@@ -986,9 +986,14 @@ fn broker_outage_makes_instance_and_replica_not_ready_and_is_logged_once_per_int
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    for child in [&mut a, &mut r] {
+    for (child, log) in [(&mut a, &log_a), (&mut r, &log_r)] {
         terminate(child);
-        assert!(wait(child, Duration::from_secs(60)).success());
+        let status = wait(child, Duration::from_secs(60));
+        assert!(
+            status.success(),
+            "{status}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
     }
 }
 

@@ -325,10 +325,19 @@ fn run_once(shared: &Arc<Shared>, index: usize, stage: Stage) -> Result<(), Kafk
         .map_err(|e| KafkaError::client("creating the restore reader", e))?;
     // The feature store's id, recorded in and checked against local snapshots (a snapshot of
     // a deleted and re-created topic must not be restored, see `topic_id`).
+    // Unknown (the topic missing, the broker away): local snapshots are neither read nor
+    // written by this incarnation, and the member goes on (a missing topic is reported by
+    // /readyz; failing here would only rebuild the member in a loop).
     let topic_id = match stage {
         Stage::Process => {
             crate::topic_id::topic_id(reader.client(), &k.features_topic, CALL_TIMEOUT)
-                .map_err(|e| KafkaError::Unreachable(format!("feature store: {e}")))?
+                .unwrap_or_else(|e| {
+                    eprintln!(
+                        "nowcast: {name}: the feature store's topic id is unknown ({e}): local \
+                         snapshots are not used until the member restarts"
+                    );
+                    String::new()
+                })
         }
         Stage::Repartition => String::new(),
     };

@@ -40,7 +40,9 @@ impl MemberState {
         let Some(dir) = self.shared.store_dir.clone() else {
             return Ok(());
         };
-        if self.stage == Stage::Repartition {
+        // Re-keying keeps no state; without the topic's id a snapshot could not be checked
+        // against the topic's incarnation when read.
+        if self.stage == Stage::Repartition || self.topic_id.is_empty() {
             return Ok(());
         }
         let topic = self.shared.kafka.features_topic.clone();
