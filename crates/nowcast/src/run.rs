@@ -105,24 +105,41 @@ fn ingest_lines(rt: &Runtime, input: &mut dyn BufRead, shown: &str) -> anyhow::R
     let backend = rt.backend();
     let (mut ok, mut bad, mut lines) = (0, 0, 0u64);
     let mut chunk = Vec::with_capacity(INGEST_CHUNK_BYTES + (64 << 10));
-    loop {
-        let n = input
-            .take(max_line + 1)
-            .read_until(b'\n', &mut chunk)
-            .with_context(|| format!("reading {shown}"))?;
-        if n > 0 {
-            lines += 1;
-            if n as u64 > max_line && chunk.last() != Some(&b'\n') {
-                anyhow::bail!(
-                    "{shown}: line {lines} is longer than {max_line} bytes, the largest record the log takes (fix: split it, or check that the input is JSON lines)"
-                );
-            }
-        }
-        if (n == 0 || chunk.len() >= INGEST_CHUNK_BYTES) && !chunk.is_empty() {
-            let outcome = backend.ingest(&chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut flush = |chunk: &mut Vec<u8>| -> anyhow::Result<()> {
+        if !chunk.is_empty() {
+            let outcome = backend.ingest(chunk).map_err(|e| anyhow::anyhow!("{e}"))?;
             ok += outcome.accepted;
             bad += outcome.rejected;
             chunk.clear();
+        }
+        Ok(())
+    };
+    loop {
+        let line_start = chunk.len();
+        let read = input.take(max_line + 1).read_until(b'\n', &mut chunk);
+        // An input that fails part-way: the whole lines before it are appended first, so
+        // the error can say exactly what is in the log.
+        let (n, failed) = match read {
+            Ok(n) if n as u64 > max_line && chunk.last() != Some(&b'\n') => (n, Some(anyhow::anyhow!(
+                "{shown}: line {} is longer than {max_line} bytes, the largest record the log takes (fix: split it, or check that the input is JSON lines)",
+                lines + 1
+            ))),
+            Ok(n) => (n, None),
+            Err(e) => (0, Some(anyhow::Error::new(e).context(format!("reading {shown} after line {lines}")))),
+        };
+        if let Some(e) = failed {
+            chunk.truncate(line_start);
+            flush(&mut chunk)?;
+            return Err(e.context(format!(
+                "{shown}: lines 1 to {lines} were appended (re-ingest from line {} on once it is fixed)",
+                lines + 1
+            )));
+        }
+        if n > 0 {
+            lines += 1;
+        }
+        if n == 0 || chunk.len() >= INGEST_CHUNK_BYTES {
+            flush(&mut chunk)?;
         }
         if n == 0 {
             return Ok((ok, bad));
@@ -204,14 +221,21 @@ fn ingest_avro_container(
         Ok(())
     };
     for (i, value) in reader.enumerate() {
-        let value = value.with_context(|| {
-            format!(
-                "{shown}: record {} cannot be read with the source's schema (the {i} records before it were appended)",
-                i + 1
-            )
-        })?;
-        let datum = apache_avro::to_avro_datum(schema, value)
-            .with_context(|| format!("{shown}: record {}", i + 1))?;
+        // A record that fails: the records before it are appended first, so the error says
+        // exactly what is in the log.
+        let datum = match value
+            .with_context(|| "it cannot be read with the source's schema".to_string())
+            .and_then(|v| apache_avro::to_avro_datum(schema, v).map_err(anyhow::Error::from))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                append(&mut chunk)?;
+                return Err(e.context(format!(
+                    "{shown}: record {} failed; the {i} records before it were appended",
+                    i + 1
+                )));
+            }
+        };
         bytes += datum.len();
         chunk.push(datum);
         if bytes >= INGEST_CHUNK_BYTES {
