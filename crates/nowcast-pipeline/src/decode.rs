@@ -532,14 +532,14 @@ fn check_time(
     if numeric && (SECONDS_START..SECONDS_END).contains(&time) {
         return absurd(format!(
             "event time {time} read as epoch milliseconds is in 1970–1973; it looks like epoch \
-             seconds: send epoch milliseconds ({time}000) or RFC 3339 text, or set \
-             `time_unit = \"s\"` on the source"
+             seconds: send epoch milliseconds ({time}000) or RFC 3339 text (a JSON source can \
+             also declare `time_unit = \"s\"`)"
         ));
     }
     if time > now.saturating_add(max_future) {
         let hint = if numeric && time >= MICROS_START {
-            "; it looks like epoch micro- or nanoseconds: send epoch milliseconds or RFC 3339 text, \
-             or set `time_unit = \"us\"` or `\"ns\"` on the source"
+            "; it looks like epoch micro- or nanoseconds: send epoch milliseconds or RFC 3339 text \
+             (a JSON source can also declare `time_unit = \"us\"` or `\"ns\"`)"
         } else {
             ""
         };

@@ -579,6 +579,16 @@ impl Validator {
                     }
                 }
             }
+            let time_unit = self.time_unit(&p, s.time_unit.as_deref());
+            if time_unit != TimeUnit::Millis && !matches!(format, crate::SourceFormat::Json) {
+                self.push(
+                    format!("{p}.time_unit"),
+                    "applies to JSON sources only: Avro and Protobuf event times are read in \
+                     milliseconds from their types (timestamp-millis, timestamp-micros, \
+                     google.protobuf.Timestamp)",
+                    "remove it",
+                );
+            }
             out.push(Source {
                 name: s.name.clone(),
                 topic: s.topic.clone().unwrap_or_else(|| s.name.clone()),
@@ -599,7 +609,7 @@ impl Validator {
                     3_600_000,
                     true,
                 ),
-                time_unit: self.time_unit(&p, s.time_unit.as_deref()),
+                time_unit,
             });
         }
         out

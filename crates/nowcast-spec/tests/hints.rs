@@ -88,3 +88,27 @@ fn serving_limits_are_read_and_zero_is_refused() {
         ["serving.max_body_bytes: must be at least 1 (fix: remove it for the default (8388608) or give a positive number)"]
     );
 }
+
+#[test]
+fn time_unit_on_an_avro_source_is_refused() {
+    // Regression: Avro and Protobuf times arrive in milliseconds from their logical types,
+    // and `time_unit = "us"` scaled them again into 1970.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/avro-local/pipeline.toml"),
+    )
+    .unwrap();
+    let text = text.replacen(
+        "time_field = \"ts\"",
+        "time_field = \"ts\"\ntime_unit = \"us\"",
+        1,
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/avro-local");
+    let err = nowcast_spec::parse_spec(&text, "p.toml", &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sources[0].time_unit: applies to JSON sources only"),
+        "{err}"
+    );
+}
