@@ -9,7 +9,10 @@
 //! A member the group lists is left alone however long it waits (more members than
 //! partitions, a rebalance waiting for a slow member): it is in the group, and rebuilding it
 //! would only start another rebalance. A coordinator that does not answer proves nothing
-//! either: nothing is done until it does.
+//! either: nothing is done until it does. Nor is anything done for a member without an id yet
+//! (its JoinGroup is pending: the broker holds it until the rebalance completes, which a slow
+//! restore in another member can stretch past the bound) or for a group that is not settled
+//! (`Stable` or `CompletingRebalance` with members; a describe error looks like an empty group).
 
 use std::ffi::CStr;
 
@@ -61,30 +64,34 @@ impl Watchdog {
             return Ok(());
         }
         self.checked_at = Some(Instant::now());
-        let me = member_id(consumer);
+        // No member id yet: the JoinGroup is still pending (the broker holds a joining
+        // member's request until the rebalance completes, which a slow restore elsewhere can
+        // stretch): waiting, not lost.
+        let Some(me) = member_id(consumer).filter(|id| !id.is_empty()) else {
+            return Ok(());
+        };
         let Ok(list) = consumer.fetch_group_list(Some(group), DESCRIBE_TIMEOUT) else {
             return Ok(());
         };
         let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
             return Ok(());
         };
-        let listed = me
-            .as_deref()
-            .is_some_and(|me| info.members().iter().any(|m| m.id() == me));
-        if listed {
+        // Only a settled group with members that lacks this one says it is out: a group in
+        // a rebalance, or one the coordinator could not describe (an error comes back as an
+        // empty state with no members), says nothing.
+        let settled = matches!(info.state(), "Stable" | "CompletingRebalance");
+        let listed = info.members().iter().any(|m| m.id() == me);
+        if listed || !settled || info.members().is_empty() {
             return Ok(());
         }
         metrics::counter!("nowcast_kafka_member_watchdog_total").increment(1);
         Err(KafkaError::Unreachable(format!(
             "no partitions for {} s, and group `{group}` ({}, {} members) does not list this \
-             member ({}): its consumer is not in the group and is not rejoining (watchdog)",
+             member (member id {me}): its consumer is not in the group and is not rejoining \
+             (watchdog)",
             since.elapsed().as_secs(),
             info.state(),
             info.members().len(),
-            me.map_or_else(
-                || "it has no member id".to_string(),
-                |id| format!("member id {id}")
-            ),
         )))
     }
 }
