@@ -96,5 +96,32 @@ unsafe fn read_id(event: *mut rd::rd_kafka_event_t, topic: &str) -> Result<Strin
     if id.is_null() {
         return Err(format!("the broker gave no id for topic `{topic}`"));
     }
-    Ok(text(rd::rd_kafka_Uuid_base64str(id)))
+    usable(text(rd::rd_kafka_Uuid_base64str(id)), topic)
+}
+
+/// The all-zero id (base64) a broker without topic ids (Metadata before v10) reports for
+/// every topic: it would match every incarnation, so it counts as no id.
+const ZERO_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+fn usable(id: String, topic: &str) -> Result<String, String> {
+    if id.is_empty() || id == ZERO_ID {
+        Err(format!("the broker gives no id for topic `{topic}`"))
+    } else {
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_all_zero_id_of_brokers_without_topic_ids_counts_as_none() {
+        assert!(usable(ZERO_ID.into(), "t").is_err());
+        assert!(usable(String::new(), "t").is_err());
+        assert_eq!(
+            usable("hJ4m2X0ZQjW1wV6b8C9d1A".into(), "t").as_deref(),
+            Ok("hJ4m2X0ZQjW1wV6b8C9d1A")
+        );
+    }
 }
