@@ -299,31 +299,12 @@ pub(crate) fn watch_instance(
     }
 }
 
-/// The state gauges the embedded runtime also publishes: entities (every second), estimated
-/// bytes (once a minute: the estimate walks every entity under the partition's read lock,
-/// which holds its member back) and freshness per source.
+/// The state gauges the embedded runtime also publishes (see
+/// [`nowcast_pipeline::stats::publish_state`]) over the partitions this instance owns.
 fn publish_state(shared: &crate::shared::Shared, tick: u64, now: i64) {
     let engines: Vec<_> = shared.owned.read().values().cloned().collect();
-    let walk = tick.is_multiple_of(60);
-    let (mut entities, mut bytes) = (0usize, 0usize);
-    for engine in &engines {
-        let e = engine.read();
-        entities += e.entities();
-        if walk {
-            bytes += e.state_bytes();
-        }
-    }
-    metrics::gauge!("nowcast_state_entities").set(entities as f64);
-    if walk {
-        metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
-    }
-    for (src, newest) in shared.spec.sources.iter().zip(&shared.stats.newest_event) {
-        let t = newest.load(Ordering::Relaxed);
-        if t != i64::MIN {
-            metrics::gauge!("nowcast_freshness_seconds", "source" => src.name.clone())
-                .set((now - t) as f64 / 1e3);
-        }
-    }
+    nowcast_pipeline::stats::publish_state(engines.iter().map(|e| e.read()), tick);
+    nowcast_pipeline::stats::publish_freshness(&shared.spec, &shared.stats, now);
 }
 
 #[cfg(test)]

@@ -300,19 +300,7 @@ fn watch(inner: &Inner, consumer: &BaseConsumer) {
             .absolute(inner.records.load(Ordering::Relaxed));
         let caught_up = inner.reached_end.iter().all(|r| r.load(Ordering::Acquire));
         metrics::gauge!("nowcast_replica_caught_up").set(caught_up as u8 as f64);
-        let walk = tick.is_multiple_of(60);
-        let (mut entities, mut bytes) = (0usize, 0usize);
-        for engine in &inner.engines {
-            let e = engine.read();
-            entities += e.entities();
-            if walk {
-                bytes += e.state_bytes();
-            }
-        }
-        metrics::gauge!("nowcast_state_entities").set(entities as f64);
-        if walk {
-            metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
-        }
+        nowcast_pipeline::stats::publish_state(inner.engines.iter().map(|e| e.read()), tick);
         tick += 1;
         if monitor::sleep_unless(monitor::TICK, || inner.stop.load(Ordering::Acquire)) {
             return;

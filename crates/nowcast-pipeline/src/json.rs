@@ -253,35 +253,28 @@ mod tests {
     #[test]
     fn dead_letter_of_bytes_that_are_not_utf8_keeps_them_exactly() {
         use base64::Engine as _;
+        let dead = |original: &[u8]| -> serde_json::Value {
+            let mut out = Vec::new();
+            JsonLine::dead_letter(
+                &mut out,
+                "s",
+                1,
+                7,
+                RejectReason::Malformed,
+                "bad",
+                original,
+            );
+            serde_json::from_slice(&out).unwrap()
+        };
         let original = [b'{', b'"', b'u', 0xff, b'"', b':', 0x00, 0x80, b'}'];
-        let mut out = Vec::new();
-        JsonLine::dead_letter(
-            &mut out,
-            "s",
-            1,
-            7,
-            RejectReason::Malformed,
-            "bad",
-            &original,
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = dead(&original);
         let exact = base64::engine::general_purpose::STANDARD
             .decode(v["original_base64"].as_str().unwrap())
             .unwrap();
         assert_eq!(exact, original);
         assert_eq!(v["original"], String::from_utf8_lossy(&original).as_ref());
 
-        let mut out = Vec::new();
-        JsonLine::dead_letter(
-            &mut out,
-            "s",
-            1,
-            7,
-            RejectReason::Malformed,
-            "bad",
-            b"{\"a\":1",
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = dead(b"{\"a\":1");
         assert_eq!(v["original"], "{\"a\":1");
         assert!(v.get("original_base64").is_none());
     }

@@ -487,28 +487,8 @@ fn spawn_gauges(shared: std::sync::Weak<Shared>) {
                     return;
                 };
                 let now = now_ms();
-                for (src, newest) in shared.spec.sources.iter().zip(&shared.stats.newest_event) {
-                    let t = newest.load(Ordering::Relaxed);
-                    if t != i64::MIN {
-                        metrics::gauge!("nowcast_freshness_seconds", "source" => src.name.clone())
-                            .set((now - t) as f64 / 1e3);
-                    }
-                }
-                // Entity counts are O(1); the byte estimate walks every entity under the shard's
-                // read lock, which holds the shard's worker back, so it runs once a minute.
-                let walk = tick.is_multiple_of(60);
-                let (mut entities, mut bytes) = (0usize, 0usize);
-                for shard in &shared.shards {
-                    let e = shard.read();
-                    entities += e.entities();
-                    if walk {
-                        bytes += e.state_bytes();
-                    }
-                }
-                metrics::gauge!("nowcast_state_entities").set(entities as f64);
-                if walk {
-                    metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
-                }
+                crate::stats::publish_freshness(&shared.spec, &shared.stats, now);
+                crate::stats::publish_state(shared.shards.iter().map(|s| s.read()), tick);
                 tick += 1;
             }
         });

@@ -237,6 +237,40 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Publishes `nowcast_state_entities` (each call) and `nowcast_state_bytes` (every 60th
+/// `tick`: the estimate walks every entity under the engine's read lock, which holds its
+/// worker back) over the read guards `engines` yields, one at a time. Called once a second by
+/// the embedded runtime, the Kafka monitor and the serving replica.
+pub fn publish_state<G: std::ops::Deref<Target = nowcast_window::Engine>>(
+    engines: impl Iterator<Item = G>,
+    tick: u64,
+) {
+    let walk = tick.is_multiple_of(60);
+    let (mut entities, mut bytes) = (0usize, 0usize);
+    for e in engines {
+        entities += e.entities();
+        if walk {
+            bytes += e.state_bytes();
+        }
+    }
+    metrics::gauge!("nowcast_state_entities").set(entities as f64);
+    if walk {
+        metrics::gauge!("nowcast_state_bytes").set(bytes as f64);
+    }
+}
+
+/// Publishes `nowcast_freshness_seconds{source}`: `now` minus each source's newest applied
+/// event time (sources with none yet are left out).
+pub fn publish_freshness(spec: &nowcast_spec::PipelineSpec, stats: &Stats, now: i64) {
+    for (src, newest) in spec.sources.iter().zip(&stats.newest_event) {
+        let t = newest.load(Ordering::Relaxed);
+        if t != i64::MIN {
+            metrics::gauge!("nowcast_freshness_seconds", "source" => src.name.clone())
+                .set((now - t) as f64 / 1e3);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

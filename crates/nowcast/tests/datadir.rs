@@ -6,28 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+mod common;
 
-fn nowcast() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nowcast"));
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn nowcast");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{nowcast, repo, run_ok};
 
 fn ingest(config: &Path, input: &Path, data: &Path) -> Command {
     let mut c = nowcast();

@@ -8,28 +8,13 @@ use std::process::Command;
 
 const KINDS: [&str; 3] = ["predictions", "dead_letters", "late"];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+mod common;
 
-fn nowcast() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_nowcast"));
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
+use common::{nowcast, repo};
 
+/// Runs `cmd`, which must succeed; its stdout.
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn nowcast");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(common::run_ok(cmd).stdout).unwrap()
 }
 
 /// Reads every partition's output of `kind`, in partition order, dropping the wall-clock

@@ -201,13 +201,16 @@ impl Pipeline {
             .unwrap_or_else(|| s.topic.clone())
     }
 
-    /// Deletes every topic of the pipeline and creates them again (new topic ids, offsets
-    /// from 0), as an operator re-creating the feature store would.
-    pub fn recreate_topics(&self) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    /// An admin client of the test's broker.
+    fn admin(&self) -> AdminClient<DefaultClientContext> {
+        ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Every topic of the pipeline.
+    fn topic_names(&self) -> Vec<String> {
         let k = self.kafka();
         let mut names = vec![
             self.source_topic(),
@@ -217,15 +220,16 @@ impl Pipeline {
             k.late_topic.clone(),
         ];
         names.extend(self.spec.sources[0].repartition_topic.clone());
+        names
+    }
+
+    /// Deletes every topic of the pipeline and creates them again (new topic ids, offsets
+    /// from 0), as an operator re-creating the feature store would.
+    pub fn recreate_topics(&self) {
+        let admin = self.admin();
+        let names = self.topic_names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        for r in rt
-            .block_on(admin.delete_topics(&refs, &AdminOptions::new()))
-            .unwrap()
-        {
+        for r in block_on(admin.delete_topics(&refs, &AdminOptions::new())).unwrap() {
             r.unwrap();
         }
         // Deletion completes in the background: create again once the names are free.
@@ -242,39 +246,19 @@ impl Pipeline {
     /// Sets one config of `topic` (through the legacy AlterConfigs: its other dynamic configs
     /// go back to their defaults).
     pub fn set_topic_config(&self, topic: &str, key: &str, value: &str) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let admin = self.admin();
         let change =
             rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(topic))
                 .set(key, value);
-        for r in rt
-            .block_on(admin.alter_configs(&[change], &AdminOptions::new()))
-            .unwrap()
-        {
+        for r in block_on(admin.alter_configs(&[change], &AdminOptions::new())).unwrap() {
             r.unwrap();
         }
     }
 
     fn create_topics(&self) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
+        let admin = self.admin();
         let k = self.kafka();
-        let mut names = vec![
-            self.source_topic(),
-            k.features_topic.clone(),
-            k.predictions_topic.clone(),
-            k.dead_letters_topic.clone(),
-            k.late_topic.clone(),
-        ];
-        names.extend(self.spec.sources[0].repartition_topic.clone());
+        let names = self.topic_names();
         let topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|n| {
@@ -291,13 +275,7 @@ impl Pipeline {
                 }
             })
             .collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let results = rt
-            .block_on(admin.create_topics(&topics, &AdminOptions::new()))
-            .unwrap();
+        let results = block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap();
         for r in results {
             r.unwrap();
         }
@@ -874,4 +852,13 @@ pub fn terminate(child: &Child) {
         .unwrap()
         .success();
     assert!(ok);
+}
+
+/// Waits for an admin future (rdkafka's own thread completes it).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
